@@ -1,0 +1,1 @@
+"""The WebShop text shop: catalogue, goals, search, pages, reward, gymnasium env, agents."""
