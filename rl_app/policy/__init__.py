@@ -1,1 +1,37 @@
-"""The BERT choice policy: encoder and tokenizer loading, the choice model, RLlib RLModules."""
+"""The BERT choice policy: encoder and tokenizer loading, the choice model, RLlib RLModules.
+
+Exports resolve lazily so that ``import rl_app.policy`` neither imports torch nor Ray.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EncoderConfig": "rl_app.policy.encoder",
+    "load_encoder": "rl_app.policy.encoder",
+    "load_tokenizer": "rl_app.policy.encoder",
+    "resolve_encoder_source": "rl_app.policy.encoder",
+    "EncoderNotFoundError": "rl_app.policy.encoder",
+    "MINILM": "rl_app.policy.encoder",
+    "TINY": "rl_app.policy.encoder",
+    "MASKED_LOGIT": "rl_app.policy.choice_model",
+    "ChoiceModel": "rl_app.policy.choice_model",
+    "ChoiceModelConfig": "rl_app.policy.choice_model",
+    "ChoiceOutput": "rl_app.policy.choice_model",
+    "masked_log_softmax": "rl_app.policy.choice_model",
+    "ChoicePolicy": "rl_app.policy.choice_policy",
+    "WebShopChoiceModule": "rl_app.policy.rl_module",
+    "module_spec": "rl_app.policy.rl_module",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rl_app.policy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

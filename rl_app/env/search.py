@@ -1,0 +1,798 @@
+"""BM25 product search, ranked as WebShop's Lucene (pyserini) index ranks it.
+
+WebShop indexes each product's ``contents`` with pyserini's default analyzer and searches
+with ``LuceneSearcher`` (BM25, k1=0.9, b=0.4), top 50. This module reproduces that ranking:
+
+* Analyzer (Anserini ``DefaultEnglishAnalyzer``): StandardTokenizer (Unicode UAX#29 words;
+  each emoji is a token) -> EnglishPossessiveFilter (drops a trailing ``'s``) -> lower case
+  -> the 33 Lucene English stopwords (``bm25s.stopwords.STOPWORDS_EN``, the same set) ->
+  Lucene's PorterStemmer. PyStemmer's ``porter`` does the stemming; the words where
+  Lucene's stemmer departs from it (words of <= 2 letters are left alone; ``-bli -> -ble``
+  and ``-logi -> -log``) go through :func:`porter_stem`, a port of Lucene's.
+* Scoring (Lucene 8+ ``BM25Similarity``, bm25s ``method="lucene"``):
+  ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` and per term
+  ``idf - idf / (1 + tf / (k1 * (1 - b + b * L / avgdl)))``, in float32 as Lucene does,
+  summed in float64 over the query's terms (a term repeated n times counts n times, as
+  pyserini's bag-of-words query boosts it). ``L`` is the document length after Lucene's
+  lossy one-byte norm (``SmallFloat.intToByte4``: exact below 24 tokens, then 4
+  significant bits); ``length_norm="exact"`` uses the true length as bm25s does.
+* Ties go to the earlier product in catalogue order (Lucene: lower doc id first; pyserini
+  indexes the file in order). Only products matching at least one query term are returned.
+
+Known differences from Lucene's StandardTokenizer (rare in product text): Python's ``\\w``
+stands in for the UAX#29 letter/digit classes (combining marks split words; Hebrew and
+Southeast-Asian rules are not modelled); tokens are not cut at 255 characters.
+Checked on the real catalogue: the first 20 results for the query captured from the
+original in reference/PAGES.md come out in the same order, and 149 of the 150
+``bm25_top10_random_product`` reference cases find their product in our top 10
+(tests/env/test_search.py).
+
+Bad input: an empty, whitespace-only or stopword-only query returns ``[]`` (Lucene would
+return no hits); a query's analysed tokens beyond ``max_query_tokens`` (default 1024,
+Lucene's ``maxClauseCount``) are dropped instead of raising; ``k <= 0`` is a ValueError.
+
+Sharing (DECISIONS 15): :meth:`SearchEngine.save` writes a bm25s index directory plus the
+row -> asin table and the sorted term table; :meth:`SearchEngine.load` memory-maps them
+(``mmap=True``), so all env runners on a node share one copy through the page cache.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import json
+import os
+import re
+import shutil
+import string
+import tempfile
+from collections import Counter, OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Literal, Optional, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rl_app.env.catalogue import Catalogue
+
+__all__ = [
+    "SearchEngine",
+    "SearchIndexError",
+    "LengthNorm",
+    "analyze",
+    "porter_stem",
+    "DEFAULT_K1",
+    "DEFAULT_B",
+    "SEARCH_RETURN_N",
+    "MAX_QUERY_TOKENS",
+    "DEFAULT_CACHE_SIZE",
+]
+
+# pyserini's LuceneSearcher defaults, used by WebShop's search engine.
+DEFAULT_K1 = 0.9
+DEFAULT_B = 0.4
+# WebShop's SEARCH_RETURN_N: 50 results, 10 per page.
+SEARCH_RETURN_N = 50
+# Lucene's IndexSearcher.maxClauseCount: a longer query would raise TooManyClauses there.
+MAX_QUERY_TOKENS = 1024
+DEFAULT_CACHE_SIZE = 4096
+LengthNorm = Literal["lucene", "exact"]
+
+INDEX_FORMAT = 1
+ANALYZER_NAME = "lucene-default-english-v1"
+_META_FILE = "rl_app_search.json"
+_ASINS_FILE = "asins.npy"
+_TERMS_BLOB_FILE = "terms.blob.npy"
+_TERMS_OFFSETS_FILE = "terms.offsets.npy"
+
+# Documents analysed per batch while indexing (bounds the token strings held at once).
+_INDEX_CHUNK_DOCS = 20_000
+# Queries longer than this are tokenized lazily so that a huge string stops early.
+_LAZY_QUERY_CHARS = 16_384
+# Up to this many documents, top-k scans every score; above, a threshold prunes first.
+_DIRECT_TOPK_MAX_DOCS = 32_768
+_TOPK_SAMPLE_SIZE = 8_192
+_TOPK_SEED_POSTINGS = 4_096
+_TERM_CACHE_MAX = 1_000_000
+
+
+class SearchIndexError(ValueError):
+    """A saved index directory is missing, incomplete, or from another format."""
+
+
+# ----------------------------------------------------------------------------- analyzer
+
+# Unicode emoji-data.txt, Emoji=Yes (Unicode 15), minus '#', '*' and the digits, which
+# StandardTokenizer only treats as emoji inside keycap sequences.
+_EMOJI_RANGES = (
+    "A9 AE 203C 2049 2122 2139 2194-2199 21A9-21AA 231A-231B 2328 23CF 23E9-23F3 23F8-23FA "
+    "24C2 25AA-25AB 25B6 25C0 25FB-25FE 2600-2604 260E 2611 2614-2615 2618 261D 2620 "
+    "2622-2623 2626 262A 262E-262F 2638-263A 2640 2642 2648-2653 265F-2660 2663 2665-2666 "
+    "2668 267B 267E-267F 2692-2697 2699 269B-269C 26A0-26A1 26A7 26AA-26AB 26B0-26B1 "
+    "26BD-26BE 26C4-26C5 26C8 26CE-26CF 26D1 26D3-26D4 26E9-26EA 26F0-26F5 26F7-26FA 26FD "
+    "2702 2705 2708-270D 270F 2712 2714 2716 271D 2721 2728 2733-2734 2744 2747 274C 274E "
+    "2753-2755 2757 2763-2764 2795-2797 27A1 27B0 27BF 2934-2935 2B05-2B07 2B1B-2B1C 2B50 "
+    "2B55 3030 303D 3297 3299 1F004 1F0CF 1F170-1F171 1F17E-1F17F 1F18E 1F191-1F19A "
+    "1F1E6-1F1FF 1F201-1F202 1F21A 1F22F 1F232-1F23A 1F250-1F251 1F300-1F321 1F324-1F393 "
+    "1F396-1F397 1F399-1F39B 1F39E-1F3F0 1F3F3-1F3F5 1F3F7-1F4FD 1F4FF-1F53D 1F549-1F54E "
+    "1F550-1F567 1F56F-1F570 1F573-1F57A 1F587 1F58A-1F58D 1F590 1F595-1F596 1F5A4-1F5A5 "
+    "1F5A8 1F5B1-1F5B2 1F5BC 1F5C2-1F5C4 1F5D1-1F5D3 1F5DC-1F5DE 1F5E1 1F5E3 1F5E8 1F5EF "
+    "1F5F3 1F5FA-1F64F 1F680-1F6C5 1F6CB-1F6D2 1F6D5-1F6D9 1F6DC-1F6E5 1F6E9 1F6EB-1F6EC "
+    "1F6F0 1F6F3-1F6FC 1F7E0-1F7EB 1F7F0 1F90C-1F93A 1F93C-1F945 1F947-1F9FF 1FA70-1FA7C "
+    "1FA80-1FAC6 1FAC8 1FACC-1FADD 1FADF-1FAEB 1FAEF-1FAFA")
+# UAX#29 MidLetter + MidNumLet (join letter-letter) and MidNum + MidNumLet (digit-digit).
+_MID_LETTER = ".'’:·\u0387\u05f4\u2018\u2024\u2027\ufe13\ufe52\ufe55\uff07\uff0e\uff1a"
+_MID_NUM = ".,;'’\u037e\u0589\u060c\u060d\u066c\u07f8\u2018\u2024\u2044\ufe10\ufe14\ufe50\ufe52\ufe54\uff07\uff0c\uff0e\uff1b"
+# Han ideographs and Hiragana: StandardTokenizer emits each character as its own token.
+_SINGLE_CHAR_SCRIPTS = re.compile(
+    "([\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f])")
+_APOSTROPHES = "'\u2019\uff07"
+_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
+    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
+    "these", "they", "this", "to", "was", "will", "with"))  # Lucene EnglishAnalyzer
+
+# ASCII fast path: everything but word characters and the five joiners becomes a space,
+# then joiners not between two letters (. ' :) or two digits (. , ; ') become spaces.
+_ASCII_WORD = string.ascii_letters + string.digits + "_"
+_ASCII_TABLE = str.maketrans({chr(i): " " for i in range(128) if chr(i) not in _ASCII_WORD + ".,:;'"})
+_ASCII_BAD_JOINER = re.compile(
+    r"[.,:;'](?:(?![A-Za-z0-9])|(?<![A-Za-z0-9].)|(?<=[,;])(?![0-9])|(?<![0-9].)(?<=[,;])"
+    r"|(?<=:)(?![A-Za-z])|(?<![A-Za-z].)(?<=:)|(?<=[A-Za-z][.'])(?![A-Za-z])"
+    r"|(?<=[0-9][.'])(?![0-9]))")
+
+
+@functools.cache
+def _token_pattern() -> re.Pattern[str]:
+    """The general (any script) token regex; built on first use."""
+    parts = []
+    for item in _EMOJI_RANGES.split():
+        lo, _, hi = item.partition("-")
+        parts.append(re.escape(chr(int(lo, 16))) + (f"-{re.escape(chr(int(hi, 16)))}" if hi else ""))
+    emoji = "[" + "".join(parts) + "]"
+    modifiers = "[\ufe0f\U0001F3FB-\U0001F3FF]*"
+    word = (rf"\w+(?:(?:(?<=[^\W\d_])[{re.escape(_MID_LETTER)}](?=[^\W\d_])"
+            rf"|(?<=\d)[{re.escape(_MID_NUM)}](?=\d))\w+)*")
+    emoji_seq = rf"{emoji}{modifiers}(?:\u200d{emoji}{modifiers})*"
+    return re.compile(f"{word}|{emoji_seq}")
+
+
+def _raw_tokens(text: str) -> list[str]:
+    """StandardTokenizer's tokens, case kept."""
+    if text.isascii():
+        return _ASCII_BAD_JOINER.sub(" ", text.translate(_ASCII_TABLE)).split()
+    return _token_pattern().findall(_SINGLE_CHAR_SCRIPTS.sub(r" \1 ", text))
+
+
+class _Porter:
+    """Lucene's ``PorterStemmer`` (Porter's reference code, with its departures)."""
+
+    def __init__(self, word: str):
+        self.b = list(word)
+        self.k = len(word) - 1
+        self.j = 0
+
+    def cons(self, i: int) -> bool:
+        ch = self.b[i]
+        if ch in "aeiou":
+            return False
+        if ch == "y":
+            return True if i == 0 else not self.cons(i - 1)
+        return True
+
+    def m(self) -> int:
+        """Number of consonant-vowel sequences in b[0..j]."""
+        n, i, j = 0, 0, self.j
+        while True:
+            if i > j:
+                return n
+            if not self.cons(i):
+                break
+            i += 1
+        i += 1
+        while True:
+            while True:
+                if i > j:
+                    return n
+                if self.cons(i):
+                    break
+                i += 1
+            i += 1
+            n += 1
+            while True:
+                if i > j:
+                    return n
+                if not self.cons(i):
+                    break
+                i += 1
+            i += 1
+
+    def vowel_in_stem(self) -> bool:
+        return any(not self.cons(i) for i in range(self.j + 1))
+
+    def double_c(self, j: int) -> bool:
+        return j >= 1 and self.b[j] == self.b[j - 1] and self.cons(j)
+
+    def cvc(self, i: int) -> bool:
+        if i < 2 or not self.cons(i) or self.cons(i - 1) or not self.cons(i - 2):
+            return False
+        return self.b[i] not in "wxy"
+
+    def ends(self, s: str) -> bool:
+        start = self.k - len(s) + 1
+        if start < 0 or "".join(self.b[start:self.k + 1]) != s:
+            return False
+        self.j = self.k - len(s)
+        return True
+
+    def setto(self, s: str) -> None:
+        self.b[self.j + 1:] = list(s)
+        self.k = self.j + len(s)
+
+    def r(self, s: str) -> None:
+        if self.m() > 0:
+            self.setto(s)
+
+    def step1(self) -> None:
+        b = self.b
+        if b[self.k] == "s":
+            if self.ends("sses"):
+                self.k -= 2
+            elif self.ends("ies"):
+                self.setto("i")
+            elif b[self.k - 1] != "s":
+                self.k -= 1
+        if self.ends("eed"):
+            if self.m() > 0:
+                self.k -= 1
+        elif (self.ends("ed") or self.ends("ing")) and self.vowel_in_stem():
+            self.k = self.j
+            if self.ends("at"):
+                self.setto("ate")
+            elif self.ends("bl"):
+                self.setto("ble")
+            elif self.ends("iz"):
+                self.setto("ize")
+            elif self.double_c(self.k):
+                self.k -= 1
+                if self.b[self.k] in "lsz":
+                    self.k += 1
+            elif self.m() == 1 and self.cvc(self.k):
+                self.setto("e")
+
+    def step2(self) -> None:
+        if self.ends("y") and self.vowel_in_stem():
+            self.b[self.k] = "i"
+
+    _STEP3 = {
+        "a": (("ational", "ate"), ("tional", "tion")),
+        "c": (("enci", "ence"), ("anci", "ance")),
+        "e": (("izer", "ize"),),
+        # Porter's published rule is abli -> able; Lucene (like Porter's own code) uses bli.
+        "l": (("bli", "ble"), ("alli", "al"), ("entli", "ent"), ("eli", "e"), ("ousli", "ous")),
+        "o": (("ization", "ize"), ("ation", "ate"), ("ator", "ate")),
+        "s": (("alism", "al"), ("iveness", "ive"), ("fulness", "ful"), ("ousness", "ous")),
+        "t": (("aliti", "al"), ("iviti", "ive"), ("biliti", "ble")),
+        "g": (("logi", "log"),),  # a departure of Porter's code, kept by Lucene
+    }
+    _STEP4 = {
+        "e": (("icate", "ic"), ("ative", ""), ("alize", "al")),
+        "i": (("iciti", "ic"),),
+        "l": (("ical", "ic"), ("ful", "")),
+        "s": (("ness", ""),),
+    }
+    _STEP5 = {
+        "a": ("al",), "c": ("ance", "ence"), "e": ("er",), "i": ("ic",), "l": ("able", "ible"),
+        "n": ("ant", "ement", "ment", "ent"), "o": ("ion", "ou"), "s": ("ism",),
+        "t": ("ate", "iti"), "u": ("ous",), "v": ("ive",), "z": ("ize",),
+    }
+
+    def _rules(self, rules: tuple[tuple[str, str], ...]) -> None:
+        for suffix, repl in rules:
+            if self.ends(suffix):
+                self.r(repl)
+                return
+
+    def step3(self) -> None:
+        if self.k > 0:
+            self._rules(self._STEP3.get(self.b[self.k - 1], ()))
+
+    def step4(self) -> None:
+        self._rules(self._STEP4.get(self.b[self.k], ()))
+
+    def step5(self) -> None:
+        if self.k == 0:
+            return
+        for suffix in self._STEP5.get(self.b[self.k - 1], ()):
+            if self.ends(suffix):
+                if suffix == "ion" and not (self.j >= 0 and self.b[self.j] in "st"):
+                    continue
+                break
+        else:
+            return
+        if self.m() > 1:
+            self.k = self.j
+
+    def step6(self) -> None:
+        self.j = self.k
+        if self.b[self.k] == "e":
+            a = self.m()
+            if a > 1 or (a == 1 and not self.cvc(self.k - 1)):
+                self.k -= 1
+        if self.b[self.k] == "l" and self.double_c(self.k) and self.m() > 1:
+            self.k -= 1
+
+    def stem(self) -> str:
+        if self.k > 1:  # words of one or two letters are left alone
+            self.step1()
+            self.step2()
+            self.step3()
+            self.step4()
+            self.step5()
+            self.step6()
+        return "".join(self.b[:self.k + 1])
+
+
+def porter_stem(word: str) -> str:
+    """Stem one lower-case word exactly as Lucene's PorterStemFilter does."""
+    return _Porter(word).stem()
+
+
+def _needs_lucene_porter(word: str) -> bool:
+    """Words on which PyStemmer's Snowball ``porter`` and Lucene's stemmer may differ."""
+    return len(word) <= 2 or "bl" in word or "log" in word
+
+
+@functools.cache
+def _snowball():
+    import Stemmer  # PyStemmer
+
+    return Stemmer.Stemmer("porter")
+
+
+def _stem_many(words: Sequence[str]) -> list[str]:
+    fast = [w for w in words if not _needs_lucene_porter(w)]
+    stemmed = dict(zip(fast, _snowball().stemWords(fast))) if fast else {}
+    return [stemmed[w] if w in stemmed else porter_stem(w) for w in words]
+
+
+def _normalise(raw: str) -> Optional[str]:
+    """Possessive filter, lower case and stop filter; None for a dropped token.
+
+    Underscore-only runs are dropped too: StandardTokenizer never emits them.
+    """
+    if len(raw) >= 2 and raw[-1] in "sS" and raw[-2] in _APOSTROPHES:
+        raw = raw[:-2]
+    word = raw.lower()
+    return None if not word.strip("_") or word in _STOPWORDS else word
+
+
+@functools.lru_cache(maxsize=200_000)
+def _analyze_token(raw: str) -> Optional[str]:
+    word = _normalise(raw)
+    return None if word is None else _stem_many([word])[0]
+
+
+def analyze(text: str, *, max_tokens: Optional[int] = None) -> list[str]:
+    """The index terms of ``text``, in order (repeats kept), as the Lucene analyzer gives them.
+
+    >>> analyze("The Women's Running Shoes, size: 3x-large")
+    ['women', 'run', 'shoe', 'size', '3x', 'larg']
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if max_tokens is not None and max_tokens <= 0:
+        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    if max_tokens is not None and len(text) > _LAZY_QUERY_CHARS:
+        raw_iter: Iterable[str] = (
+            m.group() for m in _token_pattern().finditer(_SINGLE_CHAR_SCRIPTS.sub(r" \1 ", text)))
+    else:
+        raw_iter = _raw_tokens(text)
+    terms = (t for t in map(_analyze_token, raw_iter) if t is not None)
+    return list(itertools.islice(terms, max_tokens))
+
+
+# ----------------------------------------------------------------------------- indexing
+
+def _lucene_norm_length(lengths: np.ndarray) -> np.ndarray:
+    """Field lengths after Lucene's SmallFloat.intToByte4 / byte4ToInt round trip.
+
+    Lengths below 24 are exact; above, ``length - 24`` keeps its 4 most significant bits.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = lengths.copy()
+    big = lengths >= 24
+    rest = lengths[big] - 24
+    bits = np.zeros_like(rest)
+    nonzero = rest > 0
+    bits[nonzero] = np.floor(np.log2(rest[nonzero])).astype(np.int64) + 1
+    shift = np.maximum(bits - 4, 0)
+    out[big] = 24 + ((rest >> shift) << shift)
+    return out
+
+
+def _postings(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(doc, term, tf, doc_length, terms): one row per distinct (doc, term), doc-major.
+
+    Tokens are analysed once per distinct raw token; documents are processed in chunks of
+    plain numpy arrays so that 1M+ documents never hold all their token strings at once.
+    """
+    raw_to_term: dict[str, int] = {}
+    term_ids: dict[str, int] = {}
+    docs, terms, tfs = [], [], []
+    doc_length = np.zeros(len(texts), dtype=np.int64)
+    for start in range(0, len(texts), _INDEX_CHUNK_DOCS):
+        chunk = texts[start:start + _INDEX_CHUNK_DOCS]
+        token_lists = [_raw_tokens(t) for t in chunk]
+        flat = list(itertools.chain.from_iterable(token_lists))
+        new = set(flat).difference(raw_to_term)
+        if new:
+            new_raw = sorted(new)
+            words = [_normalise(t) for t in new_raw]
+            kept = [w for w in words if w is not None]
+            stems = iter(_stem_many(kept))
+            for raw, word in zip(new_raw, words):
+                raw_to_term[raw] = -1 if word is None else term_ids.setdefault(next(stems), len(term_ids))
+        ids = np.fromiter(map(raw_to_term.__getitem__, flat), dtype=np.int64, count=len(flat))
+        counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        doc = np.repeat(np.arange(start, start + len(chunk), dtype=np.int64), counts)
+        keep = ids >= 0
+        doc, ids = doc[keep], ids[keep]
+        doc_length[start:start + len(chunk)] = np.bincount(doc - start, minlength=len(chunk))
+        keys, tf = np.unique((doc << 32) | ids, return_counts=True)
+        docs.append((keys >> 32).astype(np.int32))
+        terms.append((keys & 0xFFFFFFFF).astype(np.int32))
+        tfs.append(tf.astype(np.float32))
+    return (np.concatenate(docs), np.concatenate(terms), np.concatenate(tfs), doc_length,
+            list(term_ids))
+
+
+def _bm25_weights(doc: np.ndarray, term: np.ndarray, tf: np.ndarray, doc_length: np.ndarray,
+                  n_terms: int, k1: float, b: float, length_norm: LengthNorm) -> np.ndarray:
+    """Per-posting Lucene BM25 scores, float32 (BM25Similarity.BM25Scorer.score)."""
+    n_docs = len(doc_length)
+    df = np.bincount(term, minlength=n_terms).astype(np.float64)
+    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    avgdl = np.float32(doc_length.sum() / n_docs)
+    length = _lucene_norm_length(doc_length) if length_norm == "lucene" else doc_length
+    k1_, b_ = np.float32(k1), np.float32(b)
+    norm_inverse = np.float32(1) / (k1_ * ((np.float32(1) - b_) + b_ * length.astype(np.float32) / avgdl))
+    weight = idf[term]
+    return weight - weight / (np.float32(1) + tf * norm_inverse[doc])
+
+
+class _TermTable:
+    """Sorted terms as one UTF-8 blob + offsets: memory-mappable, binary-searchable."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob, self.offsets = blob, offsets
+
+    @classmethod
+    def from_sorted(cls, terms: Sequence[str]) -> "_TermTable":
+        encoded = [t.encode("utf-8") for t in terms]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+        return cls(blob, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.blob[self.offsets[i]:self.offsets[i + 1]].tobytes()
+
+    def find(self, term: str) -> int:
+        key = term.encode("utf-8")
+        i = bisect.bisect_left(self, key)  # type: ignore[call-overload]
+        return i if i < len(self) and self[i] == key else -1
+
+    def terms(self) -> list[str]:
+        return [self[i].decode("utf-8") for i in range(len(self))]
+
+
+# ----------------------------------------------------------------------------- engine
+
+class SearchEngine:
+    """Top-k BM25 search over product ``contents``; rows are catalogue positions.
+
+    Build with :meth:`build` (or :meth:`from_texts`), share with :meth:`save` /
+    :meth:`load`. Not thread-safe (each env runner owns one; the arrays are read-only).
+    """
+
+    def __init__(self, bm25, terms: _TermTable, asins: np.ndarray, *, length_norm: LengthNorm,
+                 cache_size: int = DEFAULT_CACHE_SIZE, max_query_tokens: int = MAX_QUERY_TOKENS):
+        _check_runtime_options(cache_size, max_query_tokens)
+        self._bm25 = bm25
+        self._data = bm25.scores["data"]
+        self._indices = bm25.scores["indices"]
+        self._indptr = bm25.scores["indptr"]
+        self._terms = terms
+        self._asins = asins
+        self.length_norm: LengthNorm = length_norm
+        self.max_query_tokens = max_query_tokens
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, int], tuple[str, ...]] = OrderedDict()
+        self._term_cache: dict[str, int] = {}
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, catalogue: "Catalogue", *, k1: float = DEFAULT_K1, b: float = DEFAULT_B,
+              length_norm: LengthNorm = "lucene", cache_size: int = DEFAULT_CACHE_SIZE,
+              max_query_tokens: int = MAX_QUERY_TOKENS) -> "SearchEngine":
+        """Index every product's ``contents``, in catalogue order.
+
+        Args:
+            k1, b: BM25 parameters (pyserini's defaults).
+            length_norm: ``lucene`` quantizes document lengths as Lucene's norms do;
+                ``exact`` uses true lengths (as bm25s does).
+            cache_size: entries of the (query, k) -> results LRU cache; 0 disables it.
+            max_query_tokens: analysed query tokens kept; the rest are dropped.
+        """
+        return cls.from_texts([p.asin for p in catalogue], [p.contents for p in catalogue],
+                              k1=k1, b=b, length_norm=length_norm, cache_size=cache_size,
+                              max_query_tokens=max_query_tokens)
+
+    @classmethod
+    def from_texts(cls, asins: Sequence[str], texts: Sequence[str], *, k1: float = DEFAULT_K1,
+                   b: float = DEFAULT_B, length_norm: LengthNorm = "lucene",
+                   cache_size: int = DEFAULT_CACHE_SIZE,
+                   max_query_tokens: int = MAX_QUERY_TOKENS) -> "SearchEngine":
+        """Index ``texts[i]`` as the document of ``asins[i]`` (see :meth:`build`)."""
+        import bm25s
+
+        if len(asins) != len(texts):
+            raise ValueError(f"{len(asins)} asins but {len(texts)} texts")
+        if not texts:
+            raise ValueError("cannot build a search index over zero products")
+        if not k1 >= 0 or not 0 <= b <= 1:
+            raise ValueError(f"need k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+        if length_norm not in ("lucene", "exact"):
+            raise ValueError(f"length_norm must be 'lucene' or 'exact', got {length_norm!r}")
+        _check_runtime_options(cache_size, max_query_tokens)
+        asin_bytes = [a.upper().encode("ascii") for a in asins]
+        if len(set(asin_bytes)) != len(asin_bytes):
+            raise ValueError("asins must be unique")
+
+        doc, term, tf, doc_length, vocab = _postings(texts)
+        # Term ids follow sorted term order so the saved term table can be binary-searched.
+        order = sorted(range(len(vocab)), key=vocab.__getitem__)
+        rank = np.empty(len(vocab), dtype=np.int32)
+        rank[np.asarray(order, dtype=np.int64)] = np.arange(len(vocab), dtype=np.int32)
+        term = rank[term]
+        data = _bm25_weights(doc, term, tf, doc_length, len(vocab), k1, b, length_norm)
+        del tf
+        by_term = np.argsort(term, kind="stable")  # keeps doc order inside each term
+        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term, minlength=len(vocab)), out=indptr[1:])
+        del term
+        indices = doc[by_term]
+        del doc
+        data = data[by_term]
+        del by_term
+
+        bm25 = bm25s.BM25(k1=k1, b=b, method="lucene", dtype="float32", int_dtype="int32")
+        bm25.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": len(texts)}
+        bm25.vocab_dict = {}
+        bm25.nonoccurrence_array = None
+        terms = _TermTable.from_sorted([vocab[i] for i in order])
+        asin_array = np.array(asin_bytes, dtype=f"S{max(len(a) for a in asin_bytes)}")
+        return cls(bm25, terms, asin_array, length_norm=length_norm, cache_size=cache_size,
+                   max_query_tokens=max_query_tokens)
+
+    # -- sharing -----------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the index to ``directory`` (bm25s layout + asins + term table).
+
+        Everything goes to a temporary sibling directory first and is renamed into place,
+        so a crash never leaves a half-written index under ``directory``.
+        """
+        target = Path(directory).resolve()
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            self._bm25.vocab_dict = {t: i for i, t in enumerate(self._terms.terms())}
+            try:
+                self._bm25.save(tmp, show_progress=False)
+            finally:
+                self._bm25.vocab_dict = {}
+            np.save(tmp / _ASINS_FILE, self._asins)
+            np.save(tmp / _TERMS_BLOB_FILE, self._terms.blob)
+            np.save(tmp / _TERMS_OFFSETS_FILE, self._terms.offsets)
+            meta = {"format": INDEX_FORMAT, "analyzer": ANALYZER_NAME, "k1": self._bm25.k1,
+                    "b": self._bm25.b, "length_norm": self.length_norm, "num_docs": len(self),
+                    "num_terms": len(self._terms)}
+            (tmp / _META_FILE).write_text(json.dumps(meta, indent=2))
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                os.replace(target, old / "index")
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, *, mmap: bool = True,
+             cache_size: int = DEFAULT_CACHE_SIZE,
+             max_query_tokens: int = MAX_QUERY_TOKENS) -> "SearchEngine":
+        """Open a saved index; with ``mmap`` the arrays stay on disk, shared between processes."""
+        import bm25s
+
+        path = Path(directory)
+        meta_path = path / _META_FILE
+        if not meta_path.is_file():
+            raise SearchIndexError(f"{path}: not a saved search index ({_META_FILE} missing)")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != INDEX_FORMAT or meta.get("analyzer") != ANALYZER_NAME:
+            raise SearchIndexError(
+                f"{path}: index format {meta.get('format')}/{meta.get('analyzer')} is not "
+                f"{INDEX_FORMAT}/{ANALYZER_NAME}; rebuild it with SearchEngine.build(...).save(...)")
+        mode = "r" if mmap else None
+        try:
+            bm25 = bm25s.BM25.load(path, mmap=mmap, load_vocab=False, show_progress=False)
+            asins = np.load(path / _ASINS_FILE, mmap_mode=mode)
+            terms = _TermTable(np.load(path / _TERMS_BLOB_FILE, mmap_mode=mode),
+                               np.load(path / _TERMS_OFFSETS_FILE, mmap_mode=mode))
+        except FileNotFoundError as e:
+            raise SearchIndexError(f"{path}: incomplete index ({e})") from e
+        if len(asins) != meta["num_docs"] or len(terms) != meta["num_terms"]:
+            raise SearchIndexError(f"{path}: array sizes disagree with {_META_FILE}")
+        bm25.scores["num_docs"] = meta["num_docs"]
+        return cls(bm25, terms, asins, length_norm=meta["length_norm"], cache_size=cache_size,
+                   max_query_tokens=max_query_tokens)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._asins)
+
+    @property
+    def k1(self) -> float:
+        return self._bm25.k1
+
+    @property
+    def b(self) -> float:
+        return self._bm25.b
+
+    def asin_at(self, row: int) -> str:
+        return self._asins[row].decode("ascii")
+
+    def check_catalogue(self, catalogue: "Catalogue") -> None:
+        """Raise SearchIndexError unless the index rows are this catalogue's products, in order."""
+        expected = np.array([p.asin.encode("ascii") for p in catalogue], dtype=self._asins.dtype)
+        if len(expected) != len(self) or not np.array_equal(expected, self._asins):
+            raise SearchIndexError(
+                f"search index rows do not match catalogue {catalogue.source} "
+                f"({len(self)} rows vs {len(catalogue)} products); rebuild the index")
+
+    def memory_bytes(self) -> int:
+        """Bytes of the index arrays (mapped or in memory)."""
+        arrays = (self._data, self._indices, self._indptr, self._asins, self._terms.blob,
+                  self._terms.offsets)
+        return int(sum(a.nbytes for a in arrays))
+
+    def search(self, query: str, k: int = SEARCH_RETURN_N) -> list[str]:
+        """Upper-case asins of the top ``k`` products for ``query``, best first.
+
+        Fewer than ``k`` when fewer products match; ``[]`` for a query with no indexable
+        term (empty, whitespace, punctuation or stopwords only).
+        """
+        k = _check_k(k)
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        key = (query, k)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+            return list(cached)
+        self.cache_misses += 1
+        rows, _ = self._top_k(query, k)
+        result = tuple(a.decode("ascii") for a in self._asins[rows])
+        if self.cache_size:
+            self._cache[key] = result
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return list(result)
+
+    def search_with_scores(self, query: str, k: int = SEARCH_RETURN_N) -> list[tuple[str, float]]:
+        """Like :meth:`search` with the float32 BM25 scores (not cached)."""
+        k = _check_k(k)
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        rows, scores = self._top_k(query, k)
+        return [(self.asin_at(r), float(s)) for r, s in zip(rows, scores)]
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self.cache_hits = self.cache_misses = 0
+
+    def _term_id(self, term: str) -> int:
+        found = self._term_cache.get(term)
+        if found is None:
+            if len(self._term_cache) >= _TERM_CACHE_MAX:
+                self._term_cache.clear()
+            found = self._term_cache[term] = self._terms.find(term)
+        return found
+
+    def _top_k(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        counts = Counter(analyze(query, max_tokens=self.max_query_tokens))
+        ids, boosts = [], []
+        for term, count in counts.items():
+            tid = self._term_id(term)
+            if tid >= 0:
+                ids.append(tid)
+                boosts.append(float(count))
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores, rarest_rows = self._accumulate(np.asarray(ids, dtype=np.int64),
+                                               np.asarray(boosts, dtype=np.float64))
+        return _select_top_k(scores, k, rarest_rows)
+
+    def _accumulate(self, ids: np.ndarray, boosts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Dense float64 scores of every row (Lucene sums clause scores in double)."""
+        import scipy.sparse as sp
+
+        starts, ends = self._indptr[ids], self._indptr[ids + 1]
+        order = np.argsort(ends - starts, kind="stable")  # rarest term first
+        spans = [(int(starts[i]), int(ends[i])) for i in order]
+        rows = np.concatenate([self._indices[s:e] for s, e in spans])
+        weights = np.concatenate([self._data[s:e] for s, e in spans], dtype=np.float64)
+        col_ptr = np.zeros(len(spans) + 1, dtype=np.int64)
+        np.cumsum([e - s for s, e in spans], out=col_ptr[1:])
+        # A (docs x query terms) CSC slice of the index times the term boosts.
+        matrix = sp.csc_matrix((weights, rows, col_ptr), shape=(len(self), len(spans)))
+        return matrix @ boosts[order], rows[:_TOPK_SEED_POSTINGS]
+
+
+def _select_top_k(scores: np.ndarray, k: int, seed_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the k best positive scores, ties by row; scores compared as float32.
+
+    On large indexes a lower bound on the k-th best score (the k-th best among a strided
+    sample and among the rarest term's documents) prunes the scan to a few candidates.
+    """
+    n = len(scores)
+    threshold = 0.0
+    if n > _DIRECT_TOPK_MAX_DOCS:
+        bounds = [scores[::max(1, n // _TOPK_SAMPLE_SIZE)], scores[np.unique(seed_rows)]]
+        for sample in bounds:
+            if len(sample) >= k:
+                threshold = max(threshold, float(np.partition(sample, len(sample) - k)[len(sample) - k]))
+    if threshold > 0:
+        # Keep every row whose float32 score could tie the bound's float32 value.
+        below = np.nextafter(np.float32(threshold), np.float32(-np.inf))
+        candidates = np.flatnonzero(scores >= float(below))
+    else:
+        candidates = np.flatnonzero(scores > 0)
+    cand_scores = scores[candidates].astype(np.float32)
+    if len(candidates) > k:
+        kth = np.partition(cand_scores, len(cand_scores) - k)[len(cand_scores) - k]
+        keep = cand_scores >= kth
+        candidates, cand_scores = candidates[keep], cand_scores[keep]
+    order = np.lexsort((candidates, -cand_scores))[:k]
+    return candidates[order], cand_scores[order]
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if k <= 0:
+        raise ValueError(f"k must be a positive number of results, got {k}")
+    return int(k)
+
+
+def _check_runtime_options(cache_size: int, max_query_tokens: int) -> None:
+    if cache_size < 0:
+        raise ValueError(f"cache_size must be >= 0 (0 disables the cache), got {cache_size}")
+    if max_query_tokens <= 0:
+        raise ValueError(f"max_query_tokens must be positive, got {max_query_tokens}")

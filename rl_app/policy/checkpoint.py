@@ -1,0 +1,200 @@
+"""Saving and finding choice-model weights, config and tokenizer on disk.
+
+Three layouts are read (DECISIONS 14: a trained agent is usable outside RLlib):
+
+* a ``save_pretrained`` directory: ``choice_config.json``, ``model.safetensors``,
+  ``tokenizer/``;
+* an RLModule checkpoint written by ``WebShopChoiceModule.save_to_path`` (RLlib's
+  ``module_state.pkl`` or ``.msgpack`` plus our ``choice_config.json`` and ``tokenizer/``);
+* an Algorithm checkpoint: the module directory under ``learner_group/learner/rl_module/``.
+
+No Ray import is needed to read the first two (RLlib pickles plain numpy arrays), except
+for the msgpack variant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CONFIG_FILE", "WEIGHTS_FILE", "TOKENIZER_DIR", "FORMAT", "LoadedChoiceCheckpoint",
+    "save_choice_model", "load_choice_model", "read_choice_checkpoint", "find_module_dir",
+    "write_policy_files", "RUNTIME_KEYS", "apply_overrides", "model_from_checkpoint", "load_checkpoint_tokenizer",
+]
+
+CONFIG_FILE = "choice_config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+FORMAT = "rl_app.choice_model"
+FORMAT_VERSION = 1
+_RLMODULE_STATE = "module_state"
+_RLMODULE_PREFIX = "model."
+_ALGO_MODULES = Path("learner_group") / "learner" / "rl_module"
+# Settings that change how the model runs, not its weights: a loader may override them.
+RUNTIME_KEYS = ("dropout", "gradient_checkpointing", "encode_valid_only", "max_state_tokens", "max_action_tokens")
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class LoadedChoiceCheckpoint:
+    """What a checkpoint directory holds, read into memory."""
+
+    directory: Path
+    model_config: dict[str, Any]
+    bert_config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    tokenizer_dir: Optional[Path]
+
+
+def _config_payload(model) -> dict[str, Any]:
+    from rl_app.policy.encoder import bert_architecture
+
+    return {"format": FORMAT, "version": FORMAT_VERSION, "model": model.config.to_dict(),
+            "bert_config": bert_architecture(model.encoder)}
+
+
+def write_policy_files(model, directory: PathLike, tokenizer=None) -> None:
+    """Write ``choice_config.json`` and ``tokenizer/`` (not the weights) into ``directory``."""
+    from rl_app.policy.encoder import load_tokenizer
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_FILE).write_text(json.dumps(_config_payload(model), indent=2, sort_keys=True))
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model.config.encoder.name_or_path)
+    tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target``; an existing ``target`` is swapped out, then deleted."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def save_choice_model(model, directory: PathLike, tokenizer=None) -> str:
+    """``model.save_pretrained``: config + safetensors weights + tokenizer, written to a
+    temporary sibling directory and renamed, so readers never see a half-written policy."""
+    from safetensors.torch import save_file
+
+    target = Path(directory).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        write_policy_files(model, tmp, tokenizer)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        _replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(target)
+
+
+def find_module_dir(path: PathLike, module_id: str = "default_policy") -> Path:
+    """The directory holding ``choice_config.json`` for ``path`` (policy, module or algorithm dir)."""
+    path = Path(path).expanduser().resolve()
+    candidates = [path, path / _ALGO_MODULES / module_id, path / "rl_module" / module_id, path / module_id]
+    for candidate in candidates:
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    raise FileNotFoundError(
+        f"no {CONFIG_FILE} in {path} or its RLlib module dir ({_ALGO_MODULES / module_id}); "
+        "expected a ChoicePolicy.save_pretrained directory or a checkpoint of WebShopChoiceModule")
+
+
+def _read_rlmodule_state(directory: Path) -> dict[str, Any]:
+    pkl = directory / f"{_RLMODULE_STATE}.pkl"
+    if pkl.is_file():
+        with pkl.open("rb") as f:
+            return pickle.load(f)
+    packed = directory / f"{_RLMODULE_STATE}.msgpack"
+    if packed.is_file():
+        from ray.rllib.utils.checkpoints import try_import_msgpack
+
+        msgpack = try_import_msgpack(error=True)
+        with packed.open("rb") as f:
+            return msgpack.load(f)
+    raise FileNotFoundError(f"{directory} has {CONFIG_FILE} but neither {WEIGHTS_FILE} nor {_RLMODULE_STATE}.pkl")
+
+
+def read_choice_checkpoint(path: PathLike, module_id: str = "default_policy") -> LoadedChoiceCheckpoint:
+    """Config, architecture, weights (CPU tensors, keys of ``ChoiceModel``) and tokenizer dir."""
+    directory = find_module_dir(path, module_id)
+    payload = json.loads((directory / CONFIG_FILE).read_text())
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{directory / CONFIG_FILE} is not an {FORMAT} config (format={payload.get('format')!r})")
+    if (directory / WEIGHTS_FILE).is_file():
+        from safetensors.torch import load_file
+
+        state = load_file(str(directory / WEIGHTS_FILE))
+    else:
+        raw = _read_rlmodule_state(directory)
+        state = {k[len(_RLMODULE_PREFIX):]: torch.as_tensor(np.asarray(v))
+                 for k, v in raw.items() if k.startswith(_RLMODULE_PREFIX)}
+    tokenizer_dir = directory / TOKENIZER_DIR
+    return LoadedChoiceCheckpoint(directory, dict(payload["model"]), dict(payload["bert_config"]), state,
+                                  tokenizer_dir if tokenizer_dir.is_dir() else None)
+
+
+def load_checkpoint_tokenizer(loaded: LoadedChoiceCheckpoint):
+    """The tokenizer saved with a checkpoint (uncached: a directory may be overwritten), else
+    the encoder's own."""
+    if loaded.tokenizer_dir is None:
+        from rl_app.policy.encoder import load_tokenizer
+
+        return load_tokenizer(loaded.model_config["encoder"]["name_or_path"])
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(loaded.tokenizer_dir), use_fast=True)
+
+
+def apply_overrides(model_config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved model config with run-time settings replaced (architecture keys refused)."""
+    unknown = set(overrides) - set(RUNTIME_KEYS)
+    if unknown:
+        raise ValueError(f"only run-time settings {RUNTIME_KEYS} can override a checkpoint, got {sorted(unknown)}")
+    config = dict(model_config)
+    config["encoder"] = dict(config["encoder"])
+    for key, value in overrides.items():
+        if key in ("dropout", "gradient_checkpointing"):
+            config["encoder"][key] = value
+        else:
+            config[key] = value
+    return config
+
+
+def model_from_checkpoint(loaded: LoadedChoiceCheckpoint, **overrides: Any):
+    """Rebuild the ``ChoiceModel`` of a read checkpoint (random init, then its weights)."""
+    from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
+
+    config = ChoiceModelConfig.from_dict(apply_overrides(loaded.model_config, overrides))
+    model = ChoiceModel(config, bert_config=loaded.bert_config)
+    missing, unexpected = model.load_state_dict(loaded.state_dict, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {loaded.directory} does not match the choice model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}")
+    return model
+
+
+def load_choice_model(path: PathLike, module_id: str = "default_policy", **overrides: Any):
+    """``ChoiceModel.from_pretrained``: any of the three layouts."""
+    return model_from_checkpoint(read_choice_checkpoint(path, module_id), **overrides)

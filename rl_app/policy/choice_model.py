@@ -1,0 +1,303 @@
+"""The BERT choice model: one logit per candidate action, a value for the state.
+
+WebShop's IL/RL model (Yao et al. 2022, ``BertModelForWebshop``) encodes the state and every
+valid action with one shared BERT, lets each action token attend over the state tokens
+with a BiDAF-style bi-attention, maps ``[h, a, h*a, q2c*a]`` through a linear+ReLU, averages
+over the action's tokens and reads a logit; log pi(a|s) = log-softmax over the valid actions.
+
+This module keeps that interaction and removes its costs:
+
+* the state is encoded once per step (WebShop repeats the state's token states once per
+  action before attending);
+* only valid candidates are encoded, all of a batch in one pass: rows with
+  ``action_mask == 1`` are gathered from the ``(B*K, L_a)`` id matrix, encoded and
+  scattered back;
+* padding columns beyond the longest real sequence in the batch are cut (state and
+  candidates) before BERT runs: a 512-token observation space costs what its longest page
+  costs;
+* candidate tokens attend over their own state's tokens in one batched multi-head
+  attention (``scaled_dot_product_attention``), with the candidates of a state packed next to
+  each other, so the interaction costs a few percent of the encoder.
+
+Features per candidate token t (hidden h_t, attended state a_t, candidate summary c):
+``[h_t, a_t, h_t * a_t, c * a_t]`` -> Linear+ReLU -> masked mean over t -> MLP -> logit.
+WebShop's ``output_two`` (a candidate summary weighted by max attention) is replaced by the
+candidate's pooled vector c; learned multi-head projections replace BiDAF's single
+trilinear score, so the interaction is at least as expressive.
+
+Masked candidates get logit ``MASKED_LOGIT`` (-1e9, not -inf: -inf gives NaN in entropies
+and KLs; RLLIB_NOTES): after a float32 softmax their probability is exactly 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rl_app.policy.encoder import EncoderConfig, build_encoder, load_encoder
+
+__all__ = ["MASKED_LOGIT", "ChoiceModelConfig", "ChoiceOutput", "ChoiceModel", "masked_log_softmax"]
+
+MASKED_LOGIT = -1e9
+Pooling = Literal["mean", "cls"]
+
+
+@dataclass(frozen=True)
+class ChoiceModelConfig:
+    """Architecture and input handling of the choice model.
+
+    Attributes:
+        encoder: which BERT, its dropout and gradient checkpointing.
+        pooling: how a sequence becomes one vector: masked ``mean`` over tokens (what
+            all-MiniLM-L6-v2 was trained with) or the ``cls`` token's state.
+        attention_heads: heads of the candidate->state cross-attention; must divide the
+            encoder's hidden size.
+        interaction_dim: width of the per-token interaction features (None = hidden size).
+        value_hidden: width of the value head's hidden layer.
+        max_state_tokens: cut states to this many tokens before encoding (None = as given;
+            must then fit the encoder's position embeddings).
+        max_action_tokens: same for candidate actions.
+        encode_valid_only: encode only rows with ``action_mask == 1`` (False encodes every
+            row; kept for the equivalence test and benchmarks).
+    """
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    pooling: Pooling = "mean"
+    attention_heads: int = 4
+    interaction_dim: Optional[int] = None
+    value_hidden: int = 256
+    max_state_tokens: Optional[int] = None
+    max_action_tokens: Optional[int] = None
+    encode_valid_only: bool = True
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        for name in ("attention_heads", "value_hidden"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("interaction_dim", "max_state_tokens", "max_action_tokens"):
+            value = getattr(self, name)
+            if value is not None and int(value) < (1 if name == "interaction_dim" else 2):
+                raise ValueError(f"{name} must be None or a positive length, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["encoder"] = self.encoder.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ChoiceModelConfig":
+        d = dict(d)
+        if isinstance(d.get("encoder"), Mapping):
+            d["encoder"] = EncoderConfig.from_dict(d["encoder"])
+        elif isinstance(d.get("encoder"), str):
+            d["encoder"] = EncoderConfig(name_or_path=d["encoder"])
+        return cls(**d)
+
+
+class ChoiceOutput(NamedTuple):
+    """What one forward pass gives.
+
+    logits: (B, K) float32, ``MASKED_LOGIT`` where ``action_mask == 0``.
+    value: (B,) float32 state value V(s).
+    state_embedding: (B, H) pooled state vector (the value head's input).
+    """
+
+    logits: torch.Tensor
+    value: torch.Tensor
+    state_embedding: torch.Tensor
+
+
+def masked_log_softmax(logits: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+    """log pi over the valid candidates; masked entries are ``MASKED_LOGIT``-level (not -inf)."""
+    mask = action_mask != 0
+    return torch.log_softmax(logits.float().masked_fill(~mask, MASKED_LOGIT), dim=-1)
+
+
+def _trim(ids: torch.Tensor, cap: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut padding columns after the last non-pad token of the batch; the attention mask.
+
+    Position 0 always attends, so an all-padding row (RLlib zero-padding, a terminal page
+    with no candidates) gives finite numbers instead of a fully masked softmax.
+    """
+    attend = ids != 0
+    used = attend.any(dim=0)
+    length = int(used.nonzero().max().item()) + 1 if bool(used.any()) else 1
+    if cap is not None:
+        length = min(length, cap)
+    ids, attend = ids[:, :length], attend[:, :length].clone()
+    attend[:, 0] = True
+    return ids, attend
+
+
+def _pool(hidden: torch.Tensor, attend: torch.Tensor, how: Pooling) -> torch.Tensor:
+    if how == "cls":
+        return hidden[:, 0]
+    weights = attend.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class _CrossAttention(nn.Module):
+    """Multi-head attention of query tokens over one state's tokens (keys padded per state)."""
+
+    def __init__(self, hidden: int, heads: int) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"attention_heads={heads} must divide the encoder's hidden size {hidden}")
+        self.heads = heads
+        self.q = nn.Linear(hidden, hidden)
+        self.k = nn.Linear(hidden, hidden)
+        self.v = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, hidden)
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        # queries (B, Q, H), keys (B, L, H), key_mask (B, L) bool, True = attend.
+        b, q_len, hidden = queries.shape
+        d = hidden // self.heads
+
+        def split(x: torch.Tensor) -> torch.Tensor:
+            return x.view(b, -1, self.heads, d).transpose(1, 2)
+
+        attended = F.scaled_dot_product_attention(
+            split(self.q(queries)), split(self.k(keys)), split(self.v(keys)),
+            attn_mask=key_mask[:, None, None, :])
+        return self.out(attended.transpose(1, 2).reshape(b, q_len, hidden))
+
+
+class ChoiceModel(nn.Module):
+    """Shared-BERT candidate scorer with a value head; plain torch, usable outside RLlib.
+
+    Inputs follow ``rl_app.env.webshop_env``: ``state_ids`` (B, L_s), ``action_ids``
+    (B, K, L_a), ``action_mask`` (B, K); padding id 0; any integer dtype.
+    """
+
+    def __init__(self, config: ChoiceModelConfig = ChoiceModelConfig(), *, encoder: Optional[nn.Module] = None,
+                 bert_config: Optional[Mapping[str, Any]] = None) -> None:
+        """``encoder`` or ``bert_config`` (a random-init architecture, e.g. to load saved
+        weights into) replace loading ``config.encoder``."""
+        super().__init__()
+        self.config = config
+        if encoder is None:
+            encoder = (build_encoder(bert_config, config.encoder) if bert_config is not None
+                       else load_encoder(config.encoder))
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)
+        self.max_positions = int(encoder.config.max_position_embeddings)
+        self.vocab_size = int(encoder.config.vocab_size)
+        inner = int(config.interaction_dim or hidden)
+        self.cross_attention = _CrossAttention(hidden, int(config.attention_heads))
+        self.token_features = nn.Sequential(nn.Linear(4 * hidden, inner), nn.ReLU())
+        self.score = nn.Sequential(nn.Linear(inner, inner), nn.ReLU(), nn.Linear(inner, 1))
+        self.value_head = nn.Sequential(nn.Linear(hidden, int(config.value_hidden)), nn.GELU(),
+                                        nn.Linear(int(config.value_hidden), 1))
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.encoder.config.hidden_size)
+
+    # ------------------------------------------------------------------ pieces
+    def _encode(self, ids: torch.Tensor, cap: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, attend = _trim(ids, cap)
+        top = int(ids.max().item()) if ids.numel() else 0
+        if top >= self.vocab_size or bool((ids < 0).any()):
+            raise ValueError(
+                f"token id {top} outside the encoder's vocabulary of {self.vocab_size}: the env's "
+                "tokenizer does not match the policy's encoder (use the same name in both configs)")
+        if ids.shape[1] > self.max_positions:
+            raise ValueError(
+                f"sequences of {ids.shape[1]} tokens exceed the encoder's {self.max_positions} "
+                "positions: lower the env's max_state_tokens/max_action_tokens or set "
+                "ChoiceModelConfig.max_state_tokens/max_action_tokens")
+        hidden = self.encoder(input_ids=ids, attention_mask=attend.long()).last_hidden_state
+        return hidden, attend
+
+    def encode_state(self, state_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(token states (B, L, H), attention mask (B, L), pooled (B, H)) of the states."""
+        hidden, attend = self._encode(state_ids.long(), self.config.max_state_tokens)
+        return hidden, attend, _pool(hidden, attend, self.config.pooling)
+
+    def value(self, state_embedding: torch.Tensor) -> torch.Tensor:
+        """V(s) (B,) float32 from the pooled state vector."""
+        return self.value_head(state_embedding).squeeze(-1).float()
+
+    def _encode_candidates(self, flat_ids: torch.Tensor, valid_rows: torch.Tensor):
+        """Token states, attention mask and pooled vectors of the valid rows only."""
+        cap = self.config.max_action_tokens
+        if self.config.encode_valid_only:
+            hidden, attend = self._encode(flat_ids.index_select(0, valid_rows), cap)
+        else:
+            hidden, attend = self._encode(flat_ids, cap)
+            hidden, attend = hidden.index_select(0, valid_rows), attend.index_select(0, valid_rows)
+        return hidden, attend, _pool(hidden, attend, self.config.pooling)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, state_ids: torch.Tensor, action_ids: torch.Tensor, action_mask: torch.Tensor) -> ChoiceOutput:
+        if state_ids.dim() != 2 or action_ids.dim() != 3 or action_mask.dim() != 2:
+            raise ValueError(
+                "expected state_ids (B, L_s), action_ids (B, K, L_a), action_mask (B, K); got "
+                f"{tuple(state_ids.shape)}, {tuple(action_ids.shape)}, {tuple(action_mask.shape)}")
+        batch, k, action_len = action_ids.shape
+        if action_mask.shape != (batch, k) or state_ids.shape[0] != batch:
+            raise ValueError(
+                f"batch/candidate dims disagree: state_ids {tuple(state_ids.shape)}, "
+                f"action_ids {tuple(action_ids.shape)}, action_mask {tuple(action_mask.shape)}")
+        mask = action_mask != 0
+        state_hidden, state_attend, state_pooled = self.encode_state(state_ids)
+        value = self.value(state_pooled)
+
+        valid_rows = mask.reshape(-1).nonzero().squeeze(1)  # row-major: grouped by state
+        logits = torch.full((batch * k,), MASKED_LOGIT, dtype=torch.float32, device=action_ids.device)
+        if valid_rows.numel() > 0:
+            row_logits = self._score_valid(state_hidden, state_attend, action_ids.long().reshape(batch * k, action_len),
+                                           mask, valid_rows)
+            logits = logits.index_copy(0, valid_rows, row_logits)
+        return ChoiceOutput(logits.view(batch, k), value, state_pooled)
+
+    def _score_valid(self, state_hidden, state_attend, flat_ids, mask, valid_rows) -> torch.Tensor:
+        batch, k = mask.shape
+        tokens, token_attend, pooled = self._encode_candidates(flat_ids, valid_rows)
+        n, length, hidden = tokens.shape
+
+        # Pack each state's valid candidates to the left: (B, K', L) with K' = most valid
+        # candidates of any state, so the cross-attention runs once per state.
+        counts = mask.sum(dim=1)
+        k_packed = int(counts.max().item())
+        rank = mask.long().cumsum(dim=1).reshape(-1).index_select(0, valid_rows) - 1
+        packed_rows = torch.div(valid_rows, k, rounding_mode="floor") * k_packed + rank
+        queries = tokens.new_zeros(batch * k_packed, length, hidden).index_copy(0, packed_rows, tokens)
+        attended = self.cross_attention(queries.view(batch, k_packed * length, hidden), state_hidden, state_attend)
+        attended = attended.view(batch * k_packed, length, hidden).index_select(0, packed_rows)
+
+        features = torch.cat([tokens, attended, tokens * attended, pooled.unsqueeze(1) * attended], dim=-1)
+        per_token = self.token_features(features)
+        weights = token_attend.unsqueeze(-1).to(per_token.dtype)
+        summary = (per_token * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        return self.score(summary).squeeze(-1).float()
+
+    # ------------------------------------------------------------------ conveniences
+    def log_probs(self, state_ids: torch.Tensor, action_ids: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """log pi(a|s) (B, K): log-softmax over the valid candidates."""
+        return masked_log_softmax(self(state_ids, action_ids, action_mask).logits, action_mask)
+
+    def save_pretrained(self, directory, tokenizer=None) -> str:
+        """Write config, weights (safetensors) and tokenizer to ``directory`` atomically."""
+        from rl_app.policy.checkpoint import save_choice_model
+
+        return save_choice_model(self, directory, tokenizer=tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, path, **overrides: Any) -> "ChoiceModel":
+        """Load a model saved by ``save_pretrained`` or inside an RLlib checkpoint.
+
+        ``overrides`` replace run-time settings (dropout, gradient_checkpointing,
+        encode_valid_only, max_state_tokens, max_action_tokens).
+        """
+        from rl_app.policy.checkpoint import load_choice_model
+
+        return load_choice_model(path, **overrides)

@@ -1,0 +1,99 @@
+"""A trained agent as a plain torch policy over text (DECISIONS 14).
+
+>>> policy = ChoicePolicy.from_checkpoint("runs/dpo/checkpoint_000010")   # doctest: +SKIP
+>>> index, probs = policy.act(observation_text, env.candidate_texts())      # doctest: +SKIP
+
+Candidate texts must be what the env's policy reads (``WebShopEnv.candidate_texts()``,
+which adds product titles to ``click[asin]`` when ``enrich_candidates`` is on), and the
+token limits must match the env's (``max_state_tokens``/``max_action_tokens``; defaults 512
+and 32 as in ``WebShopEnvConfig``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from rl_app.policy.choice_model import ChoiceModel
+from rl_app.policy.checkpoint import (
+    load_checkpoint_tokenizer,
+    model_from_checkpoint,
+    read_choice_checkpoint,
+    save_choice_model,
+)
+
+__all__ = ["ChoicePolicy", "DEFAULT_MAX_STATE_TOKENS", "DEFAULT_MAX_ACTION_TOKENS"]
+
+# WebShopEnvConfig's defaults: tokenization here must match what the policy was trained on.
+DEFAULT_MAX_STATE_TOKENS = 512
+DEFAULT_MAX_ACTION_TOKENS = 32
+
+
+class ChoicePolicy:
+    """A ``ChoiceModel`` plus its tokenizer: (observation text, candidates) -> action."""
+
+    def __init__(self, model: ChoiceModel, tokenizer, *, max_state_tokens: Optional[int] = None,
+                 max_action_tokens: Optional[int] = None, device: Union[str, torch.device, None] = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_state_tokens = int(max_state_tokens or model.config.max_state_tokens
+                                    or min(DEFAULT_MAX_STATE_TOKENS, model.max_positions))
+        self.max_action_tokens = int(max_action_tokens or model.config.max_action_tokens or DEFAULT_MAX_ACTION_TOKENS)
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model.to(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, path: Union[str, os.PathLike], *, module_id: str = "default_policy",
+                        device: Union[str, torch.device, None] = None, **kwargs) -> "ChoicePolicy":
+        """Load a ``save_pretrained`` dir, an RLModule checkpoint or an Algorithm checkpoint."""
+        loaded = read_choice_checkpoint(path, module_id)
+        return cls(model_from_checkpoint(loaded), load_checkpoint_tokenizer(loaded), device=device, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs) -> "ChoicePolicy":
+        return cls.from_checkpoint(path, **kwargs)
+
+    def save_pretrained(self, directory: Union[str, os.PathLike]) -> str:
+        """Weights + config + tokenizer, written to a temporary dir and renamed."""
+        return save_choice_model(self.model, directory, tokenizer=self.tokenizer)
+
+    # ------------------------------------------------------------------ text -> ids
+    def _ids(self, texts: Sequence[str], max_len: int) -> np.ndarray:
+        # Same call as WebShopEnv._encode: [CLS] ... [SEP], truncated, 0-padded.
+        rows = self.tokenizer(list(texts), truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
+        out = np.zeros((len(rows), max_len), dtype=np.int64)
+        for i, ids in enumerate(rows):
+            out[i, : len(ids)] = ids
+        return out
+
+    def encode(self, observation_text: str, candidate_texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The env-style numeric observation (one state, K = number of candidates)."""
+        if isinstance(candidate_texts, str) or len(candidate_texts) == 0:
+            raise ValueError("candidate_texts must be a non-empty list of strings")
+        return {
+            "state_ids": self._ids([observation_text], self.max_state_tokens)[0],
+            "action_ids": self._ids(candidate_texts, self.max_action_tokens),
+            "action_mask": np.ones(len(candidate_texts), dtype=np.int8),
+        }
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def probs(self, observation_text: str, candidate_texts: Sequence[str]) -> np.ndarray:
+        """pi(. | s) over the candidates, float64 summing to 1."""
+        obs = self.encode(observation_text, candidate_texts)
+        tensors = {k: torch.as_tensor(v, device=self.device).unsqueeze(0) for k, v in obs.items()}
+        log_probs = self.model.log_probs(tensors["state_ids"], tensors["action_ids"], tensors["action_mask"])
+        probs = log_probs[0].double().exp().cpu().numpy()
+        return probs / probs.sum()
+
+    def act(self, observation_text: str, candidate_texts: Sequence[str], *, greedy: bool = True,
+            rng: Optional[np.random.Generator] = None) -> tuple[int, np.ndarray]:
+        """(chosen index, probabilities): argmax, or a sample when ``greedy=False``."""
+        probs = self.probs(observation_text, candidate_texts)
+        if greedy:
+            return int(np.argmax(probs)), probs
+        rng = rng if rng is not None else np.random.default_rng()
+        return int(rng.choice(len(probs), p=probs)), probs

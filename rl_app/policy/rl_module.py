@@ -1,0 +1,295 @@
+"""``WebShopChoiceModule``: the choice model as an RLlib (new API stack) RLModule.
+
+One class hosts the policy for IL, DPO, PPO and evaluation (ARCHITECTURE "Decisions");
+only the losses differ. Configure it through ``model_config``::
+
+    module_spec(env.observation_space, env.action_space, {"encoder": "minilm"})
+
+``model_config`` keys (all optional; keys RLlib adds itself, e.g. ``vf_share_layers``,
+are ignored, near-misses of these names are errors):
+
+* ``encoder``: ``"minilm"`` (default), ``"tiny"``, a Hugging Face BERT name or path;
+* ``dropout`` (0.0), ``gradient_checkpointing`` (False);
+* ``pooling`` ("mean" | "cls"), ``attention_heads`` (4), ``interaction_dim`` (None = hidden
+  size), ``value_hidden`` (256);
+* ``max_state_tokens`` / ``max_action_tokens``: cut inputs to this many tokens (None = as
+  the observation space gives them);
+* ``encode_valid_only`` (True);
+* ``init_checkpoint``: start from saved weights (``ChoicePolicy.save_pretrained`` dir, a
+  module checkpoint, or an Algorithm checkpoint); its architecture wins, run-time keys above
+  may still be set;
+* ``vf_share_encoder`` (True): whether PPO's value loss trains the shared BERT (False
+  detaches the embeddings so only the value head learns from it).
+
+Outputs: ``Columns.ACTION_DIST_INPUTS`` are the masked logits (float32, -1e9 on invalid
+candidates) for RLlib's ``TorchCategorical``; ``_forward_inference`` adds greedy
+``Columns.ACTIONS``; ``_forward_train`` adds ``Columns.EMBEDDINGS`` (pooled state) for
+``compute_values``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.core.rl_module.torch import TorchRLModule
+
+from rl_app.policy.checkpoint import (
+    RUNTIME_KEYS,
+    apply_overrides,
+    load_checkpoint_tokenizer,
+    model_from_checkpoint,
+    read_choice_checkpoint,
+    write_policy_files,
+)
+from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
+from rl_app.policy.encoder import EncoderConfig, bert_architecture, load_tokenizer
+
+__all__ = ["WebShopChoiceModule", "ChoiceModuleSettings", "module_spec", "validate_spaces", "OBS_KEYS"]
+
+OBS_KEYS = ("state_ids", "action_ids", "action_mask")
+# Written into the checkpointed constructor arguments so a restored module rebuilds its
+# architecture without the original encoder files or init checkpoint.
+_SAVED_ARCHITECTURE = "_saved_architecture"
+_ARCH_KEYS = ("encoder", "pooling", "attention_heads", "interaction_dim", "value_hidden")
+_OWN_KEYS = ("encoder", "dropout", "gradient_checkpointing", "pooling", "attention_heads", "interaction_dim",
+             "value_hidden", "max_state_tokens", "max_action_tokens", "encode_valid_only", "init_checkpoint",
+             "vf_share_encoder", _SAVED_ARCHITECTURE)
+
+
+@dataclass(frozen=True)
+class ChoiceModuleSettings:
+    """``model_config`` read into types.
+
+    Attributes:
+        choice: the choice model's config (encoder name, heads, lengths...).
+        given: the ``model_config`` keys the user set (so a checkpoint's values are only
+            overridden where asked).
+        init_checkpoint: saved weights to start from, or None.
+        vf_share_encoder: value-loss gradients reach the shared encoder.
+        saved_architecture: set only in checkpointed constructor arguments.
+    """
+
+    choice: ChoiceModelConfig
+    given: frozenset
+    init_checkpoint: Optional[str] = None
+    vf_share_encoder: bool = True
+    saved_architecture: Optional[Mapping[str, Any]] = None
+
+    @classmethod
+    def from_model_config(cls, model_config: Any) -> "ChoiceModuleSettings":
+        if model_config is None:
+            mc: dict[str, Any] = {}
+        elif dataclasses.is_dataclass(model_config):
+            mc = dataclasses.asdict(model_config)
+        elif isinstance(model_config, Mapping):
+            mc = dict(model_config)
+        else:
+            raise TypeError(f"model_config must be a dict, got {type(model_config).__name__}")
+        for key in mc:
+            if key not in _OWN_KEYS:
+                close = difflib.get_close_matches(key, _OWN_KEYS, n=1, cutoff=0.8)
+                if close:
+                    raise ValueError(f"unknown model_config key {key!r}: did you mean {close[0]!r}?")
+        encoder = EncoderConfig(name_or_path=str(mc.get("encoder", "minilm")),
+                                dropout=float(mc.get("dropout", 0.0)),
+                                gradient_checkpointing=bool(mc.get("gradient_checkpointing", False)))
+        choice_kwargs = {k: mc[k] for k in ("pooling", "attention_heads", "interaction_dim", "value_hidden",
+                                            "max_state_tokens", "max_action_tokens", "encode_valid_only") if k in mc}
+        return cls(
+            choice=ChoiceModelConfig(encoder=encoder, **choice_kwargs),
+            given=frozenset(k for k in mc if k in _OWN_KEYS),
+            init_checkpoint=str(mc["init_checkpoint"]) if mc.get("init_checkpoint") else None,
+            vf_share_encoder=bool(mc.get("vf_share_encoder", True)),
+            saved_architecture=mc.get(_SAVED_ARCHITECTURE),
+        )
+
+    def runtime_overrides(self) -> dict[str, Any]:
+        """The run-time settings the user set explicitly (applied over a checkpoint's)."""
+        values = {"dropout": self.choice.encoder.dropout,
+                  "gradient_checkpointing": self.choice.encoder.gradient_checkpointing,
+                  "encode_valid_only": self.choice.encode_valid_only,
+                  "max_state_tokens": self.choice.max_state_tokens,
+                  "max_action_tokens": self.choice.max_action_tokens}
+        return {k: values[k] for k in RUNTIME_KEYS if k in self.given}
+
+
+def validate_spaces(observation_space: Any, action_space: Any) -> tuple[int, int, int]:
+    """(k_max, state length, action length) of WebShopEnv-style spaces, or a ValueError naming the fix."""
+    fix = ("build the spaces with rl_app.env.webshop_env.WebShopEnv (or pass them with "
+           "config.environment(observation_space=..., action_space=...))")
+    if not isinstance(observation_space, gym.spaces.Dict):
+        raise ValueError(
+            f"WebShopChoiceModule needs a gymnasium.spaces.Dict observation space with keys {OBS_KEYS}, "
+            f"got {observation_space!r}; {fix}. Do not flatten observations (no FlattenObservations connector).")
+    missing = [k for k in OBS_KEYS if k not in observation_space.spaces]
+    if missing:
+        raise ValueError(f"observation space lacks keys {missing} (has {sorted(observation_space.spaces)}); {fix}")
+    boxes = {k: observation_space[k] for k in OBS_KEYS}
+    for key, box in boxes.items():
+        if not isinstance(box, gym.spaces.Box) or not np.issubdtype(box.dtype, np.integer):
+            raise ValueError(f"observation {key!r} must be an integer Box, got {box!r}; {fix}")
+    state, actions, mask = (boxes[k].shape for k in OBS_KEYS)
+    if len(state) != 1 or len(actions) != 2 or len(mask) != 1:
+        raise ValueError(
+            f"expected state_ids (L_s,), action_ids (k_max, L_a), action_mask (k_max,), got {state}, {actions}, "
+            f"{mask}; {fix}")
+    if actions[0] != mask[0]:
+        raise ValueError(f"action_ids has {actions[0]} rows but action_mask {mask[0]} entries; {fix}")
+    if not isinstance(action_space, gym.spaces.Discrete) or int(action_space.n) != mask[0] or int(action_space.start):
+        raise ValueError(
+            f"action space must be gymnasium.spaces.Discrete({mask[0]}) (one action per candidate row), "
+            f"got {action_space!r}; {fix}")
+    return int(mask[0]), int(state[0]), int(actions[1])
+
+
+class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
+    """The BERT choice policy + value head over WebShopEnv observations."""
+
+    # ------------------------------------------------------------------ construction
+    def setup(self) -> None:
+        # Spaces first: a wrong env fails before any encoder loads (STYLE 7).
+        self.k_max, state_len, action_len = validate_spaces(self.observation_space, self.action_space)
+        settings = ChoiceModuleSettings.from_model_config(self.model_config)
+        self.settings = settings
+        self._tokenizer = None  # loaded on first save; from init_checkpoint when given
+        if settings.saved_architecture is not None:
+            saved = settings.saved_architecture
+            config = ChoiceModelConfig.from_dict(apply_overrides(saved["model"], settings.runtime_overrides()))
+            model = ChoiceModel(config, bert_config=saved["bert_config"])
+        elif settings.init_checkpoint is not None:
+            model = self._model_from_init_checkpoint(settings)
+        else:
+            model = ChoiceModel(settings.choice)
+        self.model = model
+        for name, length, cap in (("state", state_len, model.config.max_state_tokens),
+                                  ("action", action_len, model.config.max_action_tokens)):
+            if min(length, cap or length) > model.max_positions:
+                raise ValueError(
+                    f"{name} observations have {length} tokens but the encoder has {model.max_positions} "
+                    f"positions: set max_{name}_tokens <= {model.max_positions} in the env config or in model_config")
+
+    def _model_from_init_checkpoint(self, settings: ChoiceModuleSettings) -> ChoiceModel:
+        path = settings.init_checkpoint
+        if not Path(path).expanduser().exists():
+            raise FileNotFoundError(
+                f"model_config['init_checkpoint'] = {path!r} does not exist (restoring a run whose init "
+                "checkpoint moved: set init_checkpoint to its new place, or None)")
+        loaded = read_choice_checkpoint(path)
+        saved = ChoiceModelConfig.from_dict(loaded.model_config)
+        for key in _ARCH_KEYS:
+            if key not in settings.given:
+                continue
+            want = settings.choice.encoder.name_or_path if key == "encoder" else getattr(settings.choice, key)
+            have = saved.encoder.name_or_path if key == "encoder" else getattr(saved, key)
+            if want != have:
+                raise ValueError(
+                    f"model_config[{key!r}] = {want!r} but init_checkpoint {path} was saved with {have!r}; "
+                    f"drop {key!r} from model_config (the checkpoint's architecture is used)")
+        self._tokenizer = load_checkpoint_tokenizer(loaded)
+        return model_from_checkpoint(loaded, **settings.runtime_overrides())
+
+    # ------------------------------------------------------------------ forward passes
+    def _inputs(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        obs = batch[Columns.OBS]
+        if not isinstance(obs, Mapping) or any(k not in obs for k in OBS_KEYS):
+            raise ValueError(
+                f"batch[{Columns.OBS!r}] must be a dict with {OBS_KEYS}, got {type(obs).__name__}"
+                f"{sorted(obs) if isinstance(obs, Mapping) else ''}; remove any observation-flattening connector")
+        return obs["state_ids"], obs["action_ids"], obs["action_mask"]
+
+    def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        with torch.no_grad():
+            logits = self.model(*self._inputs(batch)).logits
+        return {Columns.ACTION_DIST_INPUTS: logits, Columns.ACTIONS: logits.argmax(dim=-1)}
+
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        # No ACTIONS: RLlib's GetActions samples from TorchCategorical(logits) and records logp.
+        with torch.no_grad():
+            logits = self.model(*self._inputs(batch)).logits
+        return {Columns.ACTION_DIST_INPUTS: logits}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        out = self.model(*self._inputs(batch))
+        return {Columns.ACTION_DIST_INPUTS: out.logits, Columns.EMBEDDINGS: out.state_embedding}
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Optional[Any] = None) -> torch.Tensor:
+        """V(s), shape (B,).
+
+        With ``embeddings`` (what every RLlib 2.60 learner passes: PPO, APPO, IMPALA and
+        MARWIL call ``compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))``
+        after ``forward_train``, which always returns them), the value head runs on them and
+        the value loss back-propagates (into the encoder too unless ``vf_share_encoder`` is
+        False).
+
+        Without ``embeddings`` the only RLlib caller is the GAE learner connector
+        (``GeneralAdvantageEstimation.__call__``: ``module.compute_values(batch[mid])``,
+        grad mode on, results turned into numpy value targets). That path runs under
+        ``torch.no_grad()`` and in eval mode (no dropout in targets), and encodes only the
+        states: a graph there would hold every BERT activation of the whole train batch for
+        nothing. A custom loss that needs gradients without a train forward should call
+        ``self.model.value(self.model.encode_state(state_ids)[2])``.
+        """
+        if embeddings is not None:
+            if not self.settings.vf_share_encoder:
+                embeddings = embeddings.detach()
+            return self.model.value(embeddings)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                state_ids = self._inputs(batch)[0]
+                return self.model.value(self.model.encode_state(state_ids)[2])
+        finally:
+            if was_training:
+                self.train()
+
+    # ------------------------------------------------------------------ checkpoints
+    def get_ctor_args_and_kwargs(self):
+        args, kwargs = super().get_ctor_args_and_kwargs()
+        mc = dict(self.model_config or {}) if not dataclasses.is_dataclass(self.model_config) \
+            else dataclasses.asdict(self.model_config)
+        mc["init_checkpoint"] = None
+        mc[_SAVED_ARCHITECTURE] = {"model": self.model.config.to_dict(),
+                                   "bert_config": bert_architecture(self.model.encoder)}
+        return args, dict(kwargs, model_config=mc)
+
+    def save_to_path(self, path=None, *, state=None, filesystem=None, use_msgpack: bool = False) -> str:
+        """RLlib's checkpoint plus ``choice_config.json`` and ``tokenizer/`` (so
+        ``ChoicePolicy.from_checkpoint`` can load it without Ray)."""
+        import pyarrow.fs
+
+        out = super().save_to_path(path, state=state, filesystem=filesystem, use_msgpack=use_msgpack)
+        if filesystem is None:
+            filesystem = (pyarrow.fs.LocalFileSystem() if path is None
+                          else pyarrow.fs.FileSystem.from_uri(str(path))[0])
+        with tempfile.TemporaryDirectory() as tmp:
+            if self._tokenizer is None:
+                self._tokenizer = load_tokenizer(self.model.config.encoder.name_or_path)
+            write_policy_files(self.model, tmp, self._tokenizer)
+            for file in sorted(Path(tmp).rglob("*")):
+                if file.is_file():
+                    target = f"{out}/{file.relative_to(tmp).as_posix()}"
+                    filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                    with filesystem.open_output_stream(target) as f:
+                        f.write(file.read_bytes())
+        return out
+
+
+def module_spec(observation_space: gym.Space, action_space: gym.Space,
+                model_config: Optional[Mapping[str, Any]] = None, **spec_kwargs: Any) -> RLModuleSpec:
+    """An ``RLModuleSpec`` for ``WebShopChoiceModule`` (spaces validated now, not on a worker)."""
+    validate_spaces(observation_space, action_space)
+    ChoiceModuleSettings.from_model_config(model_config)
+    return RLModuleSpec(module_class=WebShopChoiceModule, observation_space=observation_space,
+                        action_space=action_space, model_config=dict(model_config or {}), **spec_kwargs)
