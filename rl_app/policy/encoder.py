@@ -183,8 +183,14 @@ def build_encoder(bert_config: Mapping[str, Any], cfg: Optional[EncoderConfig] =
 
 
 def _finish(model, cfg: EncoderConfig):
+    model.config.use_cache = False  # an encoder: no key/value cache (and checkpointing refuses one)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5 renamed gradient_checkpointing_enable (deprecated) to activation_...
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
 

@@ -1,0 +1,72 @@
+"""ChoicePolicy: a trained agent used on strings outside RLlib (DECISIONS 14)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rl_app.policy.choice_policy import ChoicePolicy
+from rl_app.policy.encoder import load_tokenizer
+
+OBSERVATION = ("webshop [sep] instruction: [sep] i need a blue cotton t-shirt in size large, "
+               "and price lower than 30.00 dollars [sep] search")
+CANDIDATES = ["search[blue cotton t-shirt large]", "search[blue cotton t-shirt]", "search[t-shirt]"]
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_factory) -> ChoicePolicy:
+    return ChoicePolicy(tiny_model_factory(seed=2), load_tokenizer("tiny"))
+
+
+def test_act_on_strings(policy):
+    index, probs = policy.act(OBSERVATION, CANDIDATES)
+    assert probs.shape == (3,) and probs.sum() == pytest.approx(1.0)
+    assert index == int(np.argmax(probs))
+    sampled, _ = policy.act(OBSERVATION, CANDIDATES, greedy=False, rng=np.random.default_rng(0))
+    assert 0 <= sampled < 3
+    with pytest.raises(ValueError, match="non-empty"):
+        policy.act(OBSERVATION, [])
+
+
+def test_encode_matches_the_env_tokenization(policy):
+    obs = policy.encode(OBSERVATION, CANDIDATES)
+    tokenizer = load_tokenizer("tiny")
+    expected = tokenizer(CANDIDATES[0], truncation=True, max_length=32)["input_ids"]
+    assert obs["state_ids"].shape == (512,) and obs["action_ids"].shape == (3, 32)
+    assert obs["action_ids"][0, : len(expected)].tolist() == expected and obs["action_ids"][0, len(expected):].sum() == 0
+    assert obs["state_ids"][0] == tokenizer.cls_token_id
+
+
+def test_save_and_load_give_the_same_probabilities(policy, tmp_path):
+    expected = policy.probs(OBSERVATION, CANDIDATES)
+    path = policy.save_pretrained(tmp_path / "agent")
+    policy.save_pretrained(tmp_path / "agent")  # overwriting an existing policy works
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent"]  # no temp dirs left behind
+    loaded = ChoicePolicy.from_checkpoint(path)
+    assert np.array_equal(loaded.probs(OBSERVATION, CANDIDATES), expected)
+    assert loaded.model.config == policy.model.config
+
+
+def test_loads_from_an_rlmodule_checkpoint(tmp_path):
+    from ray.rllib.core.columns import Columns
+
+    from rl_app.policy.rl_module import module_spec
+
+    from .conftest import TINY, webshop_spaces
+
+    module = module_spec(*webshop_spaces(k=3, state_len=512, action_len=32), TINY).build()
+    module.save_to_path(tmp_path / "ckpt")
+    policy = ChoicePolicy.from_checkpoint(tmp_path / "ckpt")
+    obs = policy.encode(OBSERVATION, CANDIDATES)
+    batch = {Columns.OBS: {k: torch.as_tensor(v[None]) for k, v in obs.items()}}
+    logits = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS][0]
+    assert np.allclose(policy.probs(OBSERVATION, CANDIDATES), torch.softmax(logits.double(), -1).numpy(), atol=1e-7)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ChoicePolicy.from_checkpoint(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="choice_config.json"):
+        ChoicePolicy.from_checkpoint(tmp_path / "empty")
