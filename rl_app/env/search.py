@@ -39,6 +39,7 @@ row -> asin table and the sorted term table; :meth:`SearchEngine.load` memory-ma
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import itertools
 import json
@@ -412,15 +413,25 @@ def _lucene_norm_length(lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def _postings(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(doc, term, tf, doc_length, terms): one row per distinct (doc, term), doc-major.
+@dataclasses.dataclass
+class _ChunkPostings:
+    """One chunk's (doc, term) pairs, doc-major: terms in first-seen ids, tf, pairs per doc."""
 
-    Tokens are analysed once per distinct raw token; documents are processed in chunks of
-    plain numpy arrays so that 1M+ documents never hold all their token strings at once.
+    start: int
+    terms: np.ndarray      # int32
+    tf: np.ndarray         # uint16 (clipped; a term 65,535 times in one product does not occur)
+    per_doc: np.ndarray    # int64, pairs per document of the chunk
+
+
+def _analyse_chunks(texts: Sequence[str]) -> tuple[list[_ChunkPostings], np.ndarray, list[str]]:
+    """Distinct (doc, term) pairs with term frequencies, field lengths, and the vocabulary.
+
+    Tokens are analysed once per distinct raw token, and documents are processed in chunks
+    of plain arrays, so 1M+ documents never hold all their token strings at once.
     """
     raw_to_term: dict[str, int] = {}
     term_ids: dict[str, int] = {}
-    docs, terms, tfs = [], [], []
+    chunks = []
     doc_length = np.zeros(len(texts), dtype=np.int64)
     for start in range(0, len(texts), _INDEX_CHUNK_DOCS):
         chunk = texts[start:start + _INDEX_CHUNK_DOCS]
@@ -430,36 +441,80 @@ def _postings(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         if new:
             new_raw = sorted(new)
             words = [_normalise(t) for t in new_raw]
-            kept = [w for w in words if w is not None]
-            stems = iter(_stem_many(kept))
+            stems = iter(_stem_many([w for w in words if w is not None]))
             for raw, word in zip(new_raw, words):
                 raw_to_term[raw] = -1 if word is None else term_ids.setdefault(next(stems), len(term_ids))
         ids = np.fromiter(map(raw_to_term.__getitem__, flat), dtype=np.int64, count=len(flat))
+        del flat
         counts = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
-        doc = np.repeat(np.arange(start, start + len(chunk), dtype=np.int64), counts)
+        del token_lists
+        doc = np.repeat(np.arange(len(chunk), dtype=np.int64), counts)
         keep = ids >= 0
         doc, ids = doc[keep], ids[keep]
-        doc_length[start:start + len(chunk)] = np.bincount(doc - start, minlength=len(chunk))
+        doc_length[start:start + len(chunk)] = np.bincount(doc, minlength=len(chunk))
         keys, tf = np.unique((doc << 32) | ids, return_counts=True)
-        docs.append((keys >> 32).astype(np.int32))
-        terms.append((keys & 0xFFFFFFFF).astype(np.int32))
-        tfs.append(tf.astype(np.float32))
-    return (np.concatenate(docs), np.concatenate(terms), np.concatenate(tfs), doc_length,
-            list(term_ids))
+        chunks.append(_ChunkPostings(
+            start=start, terms=(keys & 0xFFFFFFFF).astype(np.int32),
+            tf=np.minimum(tf, np.iinfo(np.uint16).max).astype(np.uint16),
+            per_doc=np.bincount(keys >> 32, minlength=len(chunk))))
+    return chunks, doc_length, list(term_ids)
 
 
-def _bm25_weights(doc: np.ndarray, term: np.ndarray, tf: np.ndarray, doc_length: np.ndarray,
-                  n_terms: int, k1: float, b: float, length_norm: LengthNorm) -> np.ndarray:
-    """Per-posting Lucene BM25 scores, float32 (BM25Similarity.BM25Scorer.score)."""
+def _build_csc(texts: Sequence[str], k1: float, b: float, length_norm: LengthNorm,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(data, indices, indptr, sorted terms): the docs x terms BM25 matrix, column-major.
+
+    Term ids follow sorted term order (so the saved term table can be binary-searched).
+    Columns are filled chunk by chunk (a counting sort), docs ascending inside a column;
+    each chunk's pairs are freed once placed, which bounds the peak memory.
+    """
+    chunks, doc_length, vocab = _analyse_chunks(texts)
+    n_docs, n_terms = len(texts), len(vocab)
+    order = sorted(range(n_terms), key=vocab.__getitem__)
+    rank = np.empty(n_terms, dtype=np.int64)
+    rank[np.asarray(order, dtype=np.int64)] = np.arange(n_terms)
+    df = np.zeros(n_terms, dtype=np.int64)
+    for c in chunks:
+        df += np.bincount(rank[c.terms], minlength=n_terms)
+    idf, norm_inverse = _bm25_factors(df, doc_length, k1, b, length_norm)
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    fill = indptr[:-1].copy()
+    data = np.empty(indptr[-1], dtype=np.float32)
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    while chunks:
+        c = chunks.pop(0)
+        term = rank[c.terms]
+        doc = np.repeat(np.arange(c.start, c.start + len(c.per_doc), dtype=np.int64), c.per_doc)
+        by_term = np.argsort(term, kind="stable")
+        term, doc = term[by_term], doc[by_term]
+        weight = idf[term]
+        # BM25Similarity.BM25Scorer.score: weight - weight / (1 + freq * normInverse), float32.
+        scores = weight - weight / (np.float32(1) + c.tf[by_term].astype(np.float32) * norm_inverse[doc])
+        firsts = np.flatnonzero(np.r_[True, term[1:] != term[:-1]])
+        run = np.diff(np.r_[firsts, len(term)])
+        position = fill[term] + (np.arange(len(term)) - np.repeat(firsts, run))
+        indices[position] = doc
+        data[position] = scores
+        fill[term[firsts]] += run
+    return data, indices, indptr, [vocab[i] for i in order]
+
+
+def _bm25_factors(df: np.ndarray, doc_length: np.ndarray, k1: float, b: float,
+                  length_norm: LengthNorm) -> tuple[np.ndarray, np.ndarray]:
+    """Per-term idf and per-document 1 / (k1 * (1 - b + b * L / avgdl)), float32 as Lucene.
+
+    Lucene: ``idf = (float) log(1 + (docCount - docFreq + 0.5) / (docFreq + 0.5))``,
+    ``avgdl = (float) (sumTotalTermFreq / docCount)``, and the norm cache per length byte.
+    """
     n_docs = len(doc_length)
-    df = np.bincount(term, minlength=n_terms).astype(np.float64)
+    df = df.astype(np.float64)
     idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
     avgdl = np.float32(doc_length.sum() / n_docs)
     length = _lucene_norm_length(doc_length) if length_norm == "lucene" else doc_length
     k1_, b_ = np.float32(k1), np.float32(b)
     norm_inverse = np.float32(1) / (k1_ * ((np.float32(1) - b_) + b_ * length.astype(np.float32) / avgdl))
-    weight = idf[term]
-    return weight - weight / (np.float32(1) + tf * norm_inverse[doc])
+    return idf, norm_inverse
 
 
 class _TermTable:
@@ -557,28 +612,12 @@ class SearchEngine:
         if len(set(asin_bytes)) != len(asin_bytes):
             raise ValueError("asins must be unique")
 
-        doc, term, tf, doc_length, vocab = _postings(texts)
-        # Term ids follow sorted term order so the saved term table can be binary-searched.
-        order = sorted(range(len(vocab)), key=vocab.__getitem__)
-        rank = np.empty(len(vocab), dtype=np.int32)
-        rank[np.asarray(order, dtype=np.int64)] = np.arange(len(vocab), dtype=np.int32)
-        term = rank[term]
-        data = _bm25_weights(doc, term, tf, doc_length, len(vocab), k1, b, length_norm)
-        del tf
-        by_term = np.argsort(term, kind="stable")  # keeps doc order inside each term
-        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(term, minlength=len(vocab)), out=indptr[1:])
-        del term
-        indices = doc[by_term]
-        del doc
-        data = data[by_term]
-        del by_term
-
+        data, indices, indptr, terms_sorted = _build_csc(texts, k1, b, length_norm)
         bm25 = bm25s.BM25(k1=k1, b=b, method="lucene", dtype="float32", int_dtype="int32")
         bm25.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": len(texts)}
         bm25.vocab_dict = {}
         bm25.nonoccurrence_array = None
-        terms = _TermTable.from_sorted([vocab[i] for i in order])
+        terms = _TermTable.from_sorted(terms_sorted)
         asin_array = np.array(asin_bytes, dtype=f"S{max(len(a) for a in asin_bytes)}")
         return cls(bm25, terms, asin_array, length_norm=length_norm, cache_size=cache_size,
                    max_query_tokens=max_query_tokens)
