@@ -9,6 +9,7 @@ encoder row encodes exactly the tokens the choice model's encoder sees (the stat
 valid candidates) with a bare ``BertModel``, so "% of raw" is what the interaction, the
 gather/scatter and the heads cost. ``train`` = forward + loss + backward + AdamW step;
 ``forward`` runs under ``torch.no_grad``. On CUDA the default precision is bf16 autocast.
+Figures are the median step time over ``seconds`` (after warmup steps).
 Shapes: ``tiny``, ``minilm`` (packaged, pretrained), ``bert-base-shape`` (random init,
 12 layers x 768, no download), or any BERT name/path.
 """
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import os
 import platform
+import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,8 +34,8 @@ __all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_i
 BERT_BASE_SHAPE = "bert-base-shape"
 _BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                   intermediate_size=3072, max_position_embeddings=512, pad_token_id=0)
-_WARMUP_STEPS = 2
-_MIN_STEPS = 2
+_WARMUP_STEPS = 3
+_MIN_STEPS = 3
 _LR = 1e-5
 
 
@@ -121,19 +123,21 @@ def _sync(device: torch.device) -> None:
 
 
 def _time(step: Callable[[], None], seconds: float, device: torch.device) -> tuple[float, int, Optional[float]]:
+    """Median seconds per step (robust to other processes sharing a small CPU), steps, peak GiB."""
     for _ in range(_WARMUP_STEPS):
         step()
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    steps, start = 0, time.perf_counter()
-    while steps < _MIN_STEPS or time.perf_counter() - start < seconds:
+    durations: list[float] = []
+    start = time.perf_counter()
+    while len(durations) < _MIN_STEPS or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
         step()
-        steps += 1
         _sync(device)
-    elapsed = time.perf_counter() - start
+        durations.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return elapsed / steps, steps, peak
+    return statistics.median(durations), len(durations), peak
 
 
 def measure_shape(shape: str, s: BenchSettings) -> list[Row]:

@@ -88,7 +88,7 @@ _TERMS_BLOB_FILE = "terms.blob.npy"
 _TERMS_OFFSETS_FILE = "terms.offsets.npy"
 
 # Documents analysed per batch while indexing (bounds the token strings held at once).
-_INDEX_CHUNK_DOCS = 20_000
+_INDEX_CHUNK_DOCS = 4_096
 # Queries longer than this are tokenized lazily so that a huge string stops early.
 _LAZY_QUERY_CHARS = 16_384
 # Up to this many documents, top-k scans every score; above, a threshold prunes first.
