@@ -29,6 +29,8 @@ from rl_app.env.types import Goal, Split
 __all__ = ["TextEnvConfig", "WebShopTextEnv", "DEFAULT_MAX_STEPS"]
 
 DEFAULT_MAX_STEPS = 20
+# Words of a result's title appended to its click[asin] candidate.
+TITLE_WORDS_IN_CANDIDATE = 24
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,29 @@ class WebShopTextEnv:
             self._candidates = reduce_candidates(actions, k_max=self.config.k_max,
                                                  mode=self.config.reduction, rng=self.rng)
         return list(self._candidates)
+
+    def candidate_texts(self, candidates: Optional[list[str]] = None) -> list[str]:
+        """Candidates as a choice policy reads them: what the page shows next to each clickable.
+
+        ``click[asin]`` gains the result's title (first words), ``click[value]`` on an item page
+        its option group (``click[black] color``); other actions are unchanged.
+        """
+        self._require_session()
+        candidates = self.candidates() if candidates is None else candidates
+        session = self.session
+        catalogue = self.loaded.catalogue
+        product = catalogue[session.state.asin] if session.page == "item" else None
+        page_asins = {a.lower() for a in session.page_asins()} if session.page == "results" else set()
+        out = []
+        for c in candidates:
+            arg = c[len("click["):-1] if c.startswith("click[") and c.endswith("]") else None
+            if arg is not None and arg in page_asins:
+                out.append(f"{c} {' '.join(catalogue[arg].title.split()[:TITLE_WORDS_IN_CANDIDATE])}")
+            elif product is not None and arg is not None and (group := product.option_group_of(arg)):
+                out.append(f"{c} {group}")
+            else:
+                out.append(c)
+        return out
 
     def available_actions(self) -> dict:
         """WebShop's ``get_available_actions()``: has_search_bar + clickables."""

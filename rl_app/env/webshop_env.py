@@ -15,7 +15,6 @@ first reset, not at construction or import.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -23,15 +22,13 @@ import gymnasium as gym
 import numpy as np
 
 from rl_app.env.config import ShopConfig
+from rl_app.env.observation import ObservationEncoder
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
 
 __all__ = ["WebShopEnv", "WebShopEnvConfig", "ENV_ID", "RLLIB_ENV_NAME", "register_rllib_env"]
 
 ENV_ID = "rl_app/WebShop-v0"
 RLLIB_ENV_NAME = "webshop"
-_TOKEN_CACHE_SIZE = 50_000
-# Enriched candidate texts show what the page shows for the clickable (DECISIONS none; issue 3).
-_ASIN_TITLE_WORDS = 24
 
 
 @dataclass(frozen=True)
@@ -88,18 +85,11 @@ class WebShopEnv(gym.Env):
         self.config = config
         self.render_mode = render_mode
         self.text_env = WebShopTextEnv(config.shop, config.episode)
-        k, ls, la = config.episode.k_max, config.max_state_tokens, config.max_action_tokens
-        if ls < 8 or la < 4:
-            raise ValueError(f"max_state_tokens >= 8 and max_action_tokens >= 4 required, got {ls}, {la}")
-        vocab_high = np.iinfo(np.int32).max
-        self.observation_space = gym.spaces.Dict({
-            "state_ids": gym.spaces.Box(0, vocab_high, (ls,), np.int32),
-            "action_ids": gym.spaces.Box(0, vocab_high, (k, la), np.int32),
-            "action_mask": gym.spaces.Box(0, 1, (k,), np.int8),
-        })
-        self.action_space = gym.spaces.Discrete(k)
-        self._tokenizer = None
-        self._token_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.encoder = ObservationEncoder(config.tokenizer, k_max=config.episode.k_max,
+                                          max_state_tokens=config.max_state_tokens,
+                                          max_action_tokens=config.max_action_tokens)
+        self.observation_space = self.encoder.space
+        self.action_space = gym.spaces.Discrete(config.episode.k_max)
         self._candidates: list[str] = []
 
     # ------------------------------------------------------------------ gymnasium API
@@ -138,60 +128,16 @@ class WebShopEnv(gym.Env):
         """What the policy reads for each candidate (enriched when configured)."""
         if not self.config.enrich_candidates:
             return list(self._candidates)
-        session = self.text_env.session
-        page = session.page
-        out = []
-        catalogue = self.text_env.loaded.catalogue
-        product = catalogue[session.state.asin] if page == "item" else None
-        for c in self._candidates:
-            arg = c[len("click["):-1] if c.startswith("click[") else None
-            if page == "results" and arg is not None and arg in catalogue and arg not in ("next >", "< prev"):
-                title = " ".join(catalogue[arg].title.split()[:_ASIN_TITLE_WORDS])
-                out.append(f"{c} {title}")
-            elif product is not None and arg is not None:
-                group = product.option_group_of(arg)
-                out.append(f"{c} {group}" if group else c)
-            else:
-                out.append(c)
-        return out
+        return self.text_env.candidate_texts(self._candidates)
 
     # ------------------------------------------------------------------ tokenization
     @property
     def tokenizer(self):
-        if self._tokenizer is None:
-            from rl_app.policy.encoder import load_tokenizer
-
-            self._tokenizer = load_tokenizer(self.config.tokenizer)
-        return self._tokenizer
-
-    def _encode(self, text: str, max_len: int) -> np.ndarray:
-        ids = self.tokenizer(text, truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
-        row = np.zeros(max_len, dtype=np.int32)
-        row[: len(ids)] = ids
-        return row
-
-    def _encode_cached(self, text: str) -> np.ndarray:
-        row = self._token_cache.get(text)
-        if row is None:
-            row = self._encode(text, self.config.max_action_tokens)
-            self._token_cache[text] = row
-            if len(self._token_cache) > _TOKEN_CACHE_SIZE:
-                self._token_cache.popitem(last=False)
-        return row
+        return self.encoder.tokenizer
 
     def _observe(self) -> dict[str, np.ndarray]:
         self._candidates = self.text_env.candidates()
-        k = self.config.episode.k_max
-        action_ids = np.zeros((k, self.config.max_action_tokens), dtype=np.int32)
-        mask = np.zeros(k, dtype=np.int8)
-        for i, text in enumerate(self.candidate_texts()):
-            action_ids[i] = self._encode_cached(text)
-            mask[i] = 1
-        return {
-            "state_ids": self._encode(self.text_env.observation(), self.config.max_state_tokens),
-            "action_ids": action_ids,
-            "action_mask": mask,
-        }
+        return self.encoder.encode(self.text_env.observation(), self.candidate_texts())
 
     def _decorate(self, info: dict) -> dict:
         info["n_candidates"] = len(self._candidates)

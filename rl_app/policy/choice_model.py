@@ -120,15 +120,21 @@ def masked_log_softmax(logits: torch.Tensor, action_mask: torch.Tensor) -> torch
     return torch.log_softmax(logits.float().masked_fill(~mask, MASKED_LOGIT), dim=-1)
 
 
-def _trim(ids: torch.Tensor, cap: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def _trim(ids: torch.Tensor, cap: Optional[int], vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut padding columns after the last non-pad token of the batch; the attention mask.
 
     Position 0 always attends, so an all-padding row (RLlib zero-padding, a terminal page
-    with no candidates) gives finite numbers instead of a fully masked softmax.
+    with no candidates) gives finite numbers instead of a fully masked softmax. Ids outside
+    the vocabulary are refused here (one device sync for length and range together).
     """
     attend = ids != 0
-    used = attend.any(dim=0)
-    length = int(used.nonzero().max().item()) + 1 if bool(used.any()) else 1
+    positions = torch.arange(1, ids.shape[1] + 1, device=ids.device)
+    length, top, bottom = torch.stack([(attend.any(dim=0) * positions).max(), ids.max(), ids.min()]).tolist()
+    if top >= vocab_size or bottom < 0:
+        raise ValueError(
+            f"token ids in [{bottom}, {top}] outside the encoder's vocabulary of {vocab_size}: the env's "
+            "tokenizer does not match the policy's encoder (use the same name in both configs)")
+    length = max(int(length), 1)
     if cap is not None:
         length = min(length, cap)
     ids, attend = ids[:, :length], attend[:, :length].clone()
@@ -203,12 +209,9 @@ class ChoiceModel(nn.Module):
 
     # ------------------------------------------------------------------ pieces
     def _encode(self, ids: torch.Tensor, cap: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, attend = _trim(ids, cap)
-        top = int(ids.max().item()) if ids.numel() else 0
-        if top >= self.vocab_size or bool((ids < 0).any()):
-            raise ValueError(
-                f"token id {top} outside the encoder's vocabulary of {self.vocab_size}: the env's "
-                "tokenizer does not match the policy's encoder (use the same name in both configs)")
+        if ids.shape[0] == 0:
+            raise ValueError("empty batch: nothing to encode")
+        ids, attend = _trim(ids, cap, self.vocab_size)
         if ids.shape[1] > self.max_positions:
             raise ValueError(
                 f"sequences of {ids.shape[1]} tokens exceed the encoder's {self.max_positions} "
