@@ -85,16 +85,14 @@ class Row:
 def machine_info(device: torch.device, precision: str) -> str:
     import transformers
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    parts = [platform.platform(), f"CPU {cpu} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
+    from rl_app.bench.machine import cpu_model
+
+    parts = [platform.platform(), f"CPU {cpu_model()} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
              f"torch {torch.__version__}", f"transformers {transformers.__version__}"]
     if device.type == "cuda":
         parts.append(f"GPU {torch.cuda.get_device_name(device)}")
+    if hasattr(os, "getloadavg"):
+        parts.append(f"load avg {os.getloadavg()[0]:.1f}")  # other work on the machine skews CPU figures
     parts.append(f"device {device.type}, {precision}")
     return "; ".join(parts)
 
@@ -230,8 +228,12 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
     parser.add_argument("--modes", nargs="+", default=["forward", "train"], choices=["forward", "train"])
     parser.add_argument("--compare-all-rows", action="store_true",
                         help="also time the choice model encoding all k rows (no valid-only gather)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's); 1 gives stable figures on a busy small CPU")
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     s = BenchSettings(batch=args.batch, k=args.k, valid=args.valid, state_len=args.state_len,
                       action_len=args.action_len, seconds=args.seconds, device=args.device,
                       precision=args.precision, modes=tuple(args.modes), compare_all_rows=args.compare_all_rows)

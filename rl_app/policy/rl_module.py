@@ -269,6 +269,8 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
         ``ChoicePolicy.from_checkpoint`` can load it without Ray)."""
         import pyarrow.fs
 
+        if path is not None and filesystem is None and "://" not in str(path):
+            path = Path(path).expanduser().resolve()  # pyarrow refuses relative local paths
         out = super().save_to_path(path, state=state, filesystem=filesystem, use_msgpack=use_msgpack)
         if filesystem is None:
             filesystem = (pyarrow.fs.LocalFileSystem() if path is None

@@ -70,13 +70,13 @@ def tiny_model_factory():
     return build
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray for the policy tests that need it (reused if already up)."""
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a shared 2-core machine an OpenMP
+    team waiting for a descheduled thread makes each op ~100x slower; restore afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

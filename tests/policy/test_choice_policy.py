@@ -38,6 +38,14 @@ def test_encode_matches_the_env_tokenization(policy):
     assert obs["state_ids"][0] == tokenizer.cls_token_id
 
 
+def test_encode_matches_the_env_observation_encoder(policy):
+    observation = pytest.importorskip("rl_app.env.observation")
+    env_obs = observation.ObservationEncoder("tiny", k_max=3).encode(OBSERVATION, CANDIDATES)
+    ours = policy.encode(OBSERVATION, CANDIDATES)
+    for key in ("state_ids", "action_ids", "action_mask"):
+        assert np.array_equal(ours[key], env_obs[key]), key
+
+
 def test_save_and_load_give_the_same_probabilities(policy, tmp_path):
     expected = policy.probs(OBSERVATION, CANDIDATES)
     path = policy.save_pretrained(tmp_path / "agent")

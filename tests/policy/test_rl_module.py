@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -34,6 +35,11 @@ def module() -> WebShopChoiceModule:
 # ---------------------------------------------------------------------- spaces and config
 def test_valid_spaces_give_the_sizes():
     assert validate_spaces(*webshop_spaces()) == (K_MAX, STATE_LEN, ACTION_LEN)
+
+
+def test_the_env_space_is_accepted():
+    observation = pytest.importorskip("rl_app.env.observation")
+    assert validate_spaces(observation.observation_space(64, 512, 32), gym.spaces.Discrete(64)) == (64, 512, 32)
 
 
 @pytest.mark.parametrize("make_bad, message", [
@@ -169,6 +175,13 @@ def test_init_checkpoint_starts_from_saved_weights(module, tmp_path):
     started = _module(init_checkpoint=path, dropout=0.0)
     assert torch.equal(started.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
                        module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS])
+    # A checkpoint of the started module restores without its init checkpoint or encoder files.
+    saved = started.save_to_path(tmp_path / "started")
+    shutil.rmtree(path)
+    restored = RLModule.from_checkpoint(saved)
+    assert torch.equal(restored.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
+                       module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS])
+    path = module.model.save_pretrained(tmp_path / "il")
     with pytest.raises(ValueError, match="pooling"):
         _module(init_checkpoint=path, pooling="cls")
     with pytest.raises(FileNotFoundError, match="init_checkpoint"):
