@@ -34,3 +34,19 @@ def synthetic_shop():
     from rl_app.env.config import ShopConfig, load_shop
 
     return load_shop(ShopConfig(catalogue="synthetic", synthetic_products=300, synthetic_seed=1))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """ONE local Ray (2 CPUs, no dashboard) for every test that needs it, shut down at the end.
+
+    DECISIONS.md 11: tests that need their own cluster start it in a subprocess instead.
+    A Ray already running (started by another fixture) is reused and left to its owner.
+    """
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
