@@ -53,9 +53,10 @@ def machine_description() -> str:
         pass
     import numpy
 
-    pinned = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "n/a"
-    return (f"{platform.platform()}; {cpu}; {os.cpu_count()} logical cores (benchmark pinned to "
-            f"{pinned}); Python {platform.python_version()}; numpy {numpy.__version__}")
+    pinned = (f"each run pinned to CPU {min(os.sched_getaffinity(0))}"
+              if hasattr(os, "sched_getaffinity") else "not pinned (no sched_setaffinity)")
+    return (f"{platform.platform()}; {cpu}; {os.cpu_count()} logical cores, {pinned}; "
+            f"Python {platform.python_version()}; numpy {numpy.__version__}")
 
 
 def _pin_one_core() -> None:

@@ -20,6 +20,8 @@ real one does). Generation is vectorised per chunk; 1.18M products take about a 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import string
@@ -62,7 +64,7 @@ WORD_SHARES = (0.70, 0.22, 0.08)
 # Titles: fewer function words (the first _FUNCTION_WORDS general words are skipped).
 TITLE_WORD_SHARES = (0.30, 0.60, 0.10)
 _FUNCTION_WORDS = 44
-_CHUNK = 50_000
+_CHUNK = 20_000
 _BULLET_POOL = 512
 
 _ROOTS = {"beauty": "Beauty & Personal Care", "electronics": "Electronics",
@@ -233,10 +235,24 @@ _GROUPS = {
     "fashion": (("color", "size", "fit type"), ("size", "color"), ("color", "size")),
     "grocery": (("flavor name", "size", "style"), ("flavor name", "size"), ("size", "flavor name")),
 }
+_MAX_ATTRIBUTE_POOL = max(len(v) for v in _ATTRIBUTES.values())
+_MAX_OPTION_VALUES = max(len(v) for v in _OPTION_VALUES.values())
 _SYLLABLES = ("ka lo mi ve ra zu ne to pi sa bo lu re ki mo da vi ta no xi fe go ha ju ly "
               "qu wo ze be co di fu ga").split()
 _ASIN_ALPHABET = string.digits + string.ascii_uppercase
 _ASIN_MULTIPLIER = 2_654_435_761  # coprime with 36, so i -> asin is one-to-one
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic GC while millions of long-lived objects are made (no cycles are)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _lognormal_counts(rng: np.random.Generator, mean: float, sigma: float, n: int, low: int) -> np.ndarray:
@@ -309,40 +325,49 @@ def _asins(start: int, n: int, seed: int) -> list[str]:
     return ["B0" + "".join(row) for row in alphabet[digits]]
 
 
-def _options(rng: np.random.Generator, category: str, n_groups: int, shoe: bool,
+def _options(category: str, n_groups: int, shoe: bool, variant: int, first: int,
+             extra: list[int], u: list[float], keys: np.ndarray,
              cache: dict) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Option groups from pre-drawn randomness (``keys``: one row of uniforms per group)."""
     if n_groups == 0:
         return ()
-    names = _GROUPS[category][0] if n_groups == 3 else _GROUPS[category][int(rng.integers(1, 3))]
+    names = _GROUPS[category][0] if n_groups == 3 else _GROUPS[category][variant]
     if n_groups == 1:
-        names = names[int(rng.integers(0, 2)):]
+        names = names[first:]
     groups = []
-    for name in names[:n_groups]:
+    for g, name in enumerate(names[:n_groups]):
         key = f"size:{'shoes' if shoe else category}" if name == "size" else name
         values = _OPTION_VALUES[key]
-        count = min(len(values), MIN_OPTION_VALUES + int(rng.geometric(1 / (1 + MEAN_EXTRA_OPTION_VALUES))) - 1)
+        count = min(len(values), MIN_OPTION_VALUES + extra[g])
         if name == "size":  # sizes come as a contiguous run
-            first = int(rng.integers(0, len(values) - count + 1))
-            chosen = tuple(values[first:first + count])
+            start = int(u[g] * (len(values) - count + 1))
+            chosen = tuple(values[start:start + count])
         else:
-            chosen = tuple(values[i] for i in sorted(rng.choice(len(values), count, replace=False)))
+            chosen = tuple(values[j] for j in sorted(np.argsort(keys[g, :len(values)])[:count].tolist()))
         groups.append((name, cache.setdefault((name, chosen), chosen)))
     return tuple(groups)
 
 
-def _price(rng: np.random.Generator) -> tuple[tuple[float, ...], str]:
-    u = rng.random()
-    if u < MISSING_PRICE_P:
-        return (DEFAULT_PRICE,), f"${DEFAULT_PRICE}"
-    low = round(float(np.clip(rng.lognormal(np.log(PRICE_MEDIAN), PRICE_SIGMA), 0.99, 5000.0)), 2)
-    if u < MISSING_PRICE_P + PRICE_RANGE_P:
-        high = round(low * float(rng.uniform(1.2, 2.5)), 2)
-        return (low, high), f"${low} to ${high}"
-    return (low,), f"${low}"
+def _prices(rng: np.random.Generator, m: int) -> list[tuple[tuple[float, ...], str]]:
+    """(pricing, price tag) per product: single, range, or WebShop's missing-price default."""
+    kind = rng.random(m).tolist()
+    low = np.clip(rng.lognormal(np.log(PRICE_MEDIAN), PRICE_SIGMA, m), 0.99, 5000.0)
+    high = (low * rng.uniform(1.2, 2.5, m)).tolist()
+    out = []
+    for u, lo, hi in zip(kind, low.tolist(), high):
+        lo, hi = round(lo, 2), round(hi, 2)
+        if u < MISSING_PRICE_P:
+            out.append(((DEFAULT_PRICE,), f"${DEFAULT_PRICE}"))
+        elif u < MISSING_PRICE_P + PRICE_RANGE_P:
+            out.append(((lo, hi), f"${lo} to ${hi}"))
+        else:
+            out.append(((lo,), f"${lo}"))
+    return out
 
 
-def _instruction(rng: np.random.Generator, query: str, attributes: tuple[str, ...]) -> str:
-    before = int(rng.integers(0, len(attributes)))  # WebShop puts some attributes before the query
+def _instruction(query: str, attributes: tuple[str, ...], u: float) -> str:
+    """``Find me [a1, a2] <query> with a3, a4``: WebShop puts some attributes before the query."""
+    before = int(u * len(attributes))
     lead = ", ".join(attributes[:before])
     return f"Find me {lead + ' ' if lead else ''}{query} with {', '.join(attributes[before:])}"
 
@@ -370,11 +395,12 @@ def generate_catalogue(n_products: int, *, seed: int = 0, instruction_fraction: 
                    for cat in categories}
     option_cache: dict = {}
     products: list[Product] = []
-    for start in range(0, n_products, _CHUNK):
-        m = min(_CHUNK, n_products - start)
-        products.extend(_chunk(rng, vocab, brands, bullet_pool, option_cache, start, m, seed,
-                               instruction_fraction))
-    return Catalogue(tuple(products), source=source or f"synthetic-n{n_products}-seed{seed}")
+    with _gc_paused():
+        for start in range(0, n_products, _CHUNK):
+            m = min(_CHUNK, n_products - start)
+            products.extend(_chunk(rng, vocab, brands, bullet_pool, option_cache, start, m, seed,
+                                   instruction_fraction))
+        return Catalogue(tuple(products), source=source or f"synthetic-n{n_products}-seed{seed}")
 
 
 def _chunk(rng: np.random.Generator, vocab: _Vocabulary, brands: list[str],
@@ -389,8 +415,8 @@ def _chunk(rng: np.random.Generator, vocab: _Vocabulary, brands: list[str],
     n_bullets = _choice(rng, BULLET_COUNT_P, m)
     n_groups = _choice(rng, OPTION_GROUP_COUNT_P, m)
     with_instruction = rng.random(m) < instruction_fraction
-    n_attributes = np.where(with_instruction, _choice(rng, INSTRUCTION_ATTRIBUTES_P, m),
-                            _choice(rng, ATTRIBUTE_COUNT_P, m))
+    n_instruction = _choice(rng, INSTRUCTION_ATTRIBUTES_P, m)
+    n_attributes = np.where(with_instruction, n_instruction, _choice(rng, ATTRIBUTE_COUNT_P, m))
     extra_attributes = np.where(with_instruction, rng.geometric(0.6, m) - 1, 0)
     brand_idx = (len(brands) * rng.random(m) ** 2).astype(np.int64)  # a few big brands
     model = rng.random(m) < MODEL_NUMBER_P
@@ -409,13 +435,29 @@ def _chunk(rng: np.random.Generator, vocab: _Vocabulary, brands: list[str],
         for row, words in zip(rows.tolist(), vocab.draw_runs(rng, cat, body_n[rows])):
             body_words[row] = words
 
+    # Everything else per product, drawn as arrays first (numpy scalar calls are slow).
+    type_u, split_u = rng.random(m).tolist(), rng.random(m).tolist()
+    attr_order = np.argsort(rng.random((m, _MAX_ATTRIBUTE_POOL)), axis=1).tolist()
+    pool_picks = rng.integers(0, _BULLET_POOL, (m, max(BULLET_COUNT_P))).tolist()
+    variant, first_group = rng.integers(1, 3, m).tolist(), rng.integers(0, 2, m).tolist()
+    extra_values = (rng.geometric(1 / (1 + MEAN_EXTRA_OPTION_VALUES), (m, 3)) - 1).tolist()
+    start_u = rng.random((m, 3)).tolist()
+    subset_keys = rng.random((m, 3, _MAX_OPTION_VALUES))
+    prices = _prices(rng, m)
+    cat_idx, n_attributes = cat_idx.tolist(), (n_attributes + extra_attributes).tolist()
+    n_instruction = n_instruction.tolist()
+    brand_idx, model, model_codes = brand_idx.tolist(), model.tolist(), model_codes.tolist()
+    has_bullets, n_bullets, n_groups = has_bullets.tolist(), n_bullets.tolist(), n_groups.tolist()
+    desc_n, with_instruction = desc_n.tolist(), with_instruction.tolist()
+
     out = []
     for i in range(m):
         cat = categories[cat_idx[i]]
-        query, crumb, noun = _TYPES[cat][int(rng.integers(0, len(_TYPES[cat])))]
+        types = _TYPES[cat]
+        query, crumb, noun = types[int(type_u[i] * len(types))]
         pool = _ATTRIBUTES[cat]
-        attributes = tuple(pool[j] for j in rng.permutation(len(pool))[:n_attributes[i] + extra_attributes[i]])
-        fill, words, d = title_words[i], body_words[i], int(desc_n[i])
+        attributes = tuple(pool[j] for j in attr_order[i] if j < len(pool))[:n_attributes[i]]
+        fill, words, d = title_words[i], body_words[i], desc_n[i]
         brand = brands[brand_idx[i]]
         half = len(fill) // 2
         parts = [brand, *attributes[:1], *fill[:half], noun, *fill[half:]]
@@ -428,21 +470,23 @@ def _chunk(rng: np.random.Generator, vocab: _Vocabulary, brands: list[str],
             description = " ".join([*words[:half], noun, *attributes[1:3], *words[half:d]]).capitalize()
         bullets: tuple[str, ...] = ()
         if has_bullets[i]:
-            first = " ".join([*attributes[3:], *words[d:]]).capitalize()
             others = bullet_pool[cat]
-            bullets = (first, *(others[int(j)] for j in rng.integers(0, len(others), n_bullets[i] - 1)))
-        options = _options(rng, cat, int(n_groups[i]), cat == "fashion" and "shoes" in crumb.lower(), option_cache)
-        pricing, price_tag = _price(rng)
-        instruction = ins_atts = None
+            first = " ".join([*attributes[3:], *words[d:]]).capitalize()
+            bullets = (first, *(others[j] for j in pool_picks[i][:n_bullets[i] - 1]))
+        shoe = cat == "fashion" and "Shoes" in crumb
+        options = _options(cat, n_groups[i], shoe, variant[i], first_group[i], extra_values[i],
+                           start_u[i], subset_keys[i], option_cache)
+        pricing, price_tag = prices[i]
+        instruction, ins_atts = None, ()
         if with_instruction[i]:
-            ins_atts = attributes[:n_attributes[i]]
-            instruction = _instruction(rng, query, ins_atts)
+            ins_atts = attributes[:n_instruction[i]]
+            instruction = _instruction(query, ins_atts, split_u[i])
         out.append(Product(
             asin=asins[i], name=title, title=title, description=description, bullet_points=bullets,
             category=cat, query=query, product_category=f"{_ROOTS[cat]} › {crumb}", pricing=pricing,
             price_tag=price_tag, options=options, attributes=attributes,
             contents=index_contents(title, description, bullets, options),
-            instruction=instruction, instruction_attributes=ins_atts or ()))
+            instruction=instruction, instruction_attributes=ins_atts))
     return out
 
 
