@@ -152,8 +152,8 @@ class DemonstratorAgent:
         cfg, plan, session = self.config, self.plan, env.session
         page = session.page
         if page == "search":
-            if self.plan.scores:
-                self.plan.searched_again = True
+            if plan.scores:
+                plan.searched_again = True
             cands = env.candidates()
             # cands: [instruction, without price, without options, core phrase, ...]
             if len(cands) > 1 and self.rng.random() < cfg.p_core_query:

@@ -11,8 +11,9 @@ import pytest
 
 from rl_app.env import search as search_module
 from rl_app.env.catalogue import Catalogue, default_webshop_data_dir, index_contents
-from rl_app.env.search import (SearchEngine, SearchIndexError, analyze, porter_stem,
-                               _lucene_norm_length, _raw_tokens, _token_pattern)
+from rl_app.env import analysis
+from rl_app.env.analysis import _raw_tokens, _token_pattern, analyze, porter_stem
+from rl_app.env.search import SearchEngine, SearchIndexError, _lucene_norm_length
 from rl_app.env.synthetic import generate_catalogue
 from rl_app.env.types import Product
 
@@ -295,4 +296,4 @@ def test_ascii_fast_path_and_pystemmer_agree_with_reference_code(webshop):
     snowball = Stemmer.Stemmer("porter")
     words = {w.lower() for p in catalogue for w in _raw_tokens(p.contents)}
     differ = {w for w in words if porter_stem(w) != snowball.stemWord(w)}
-    assert differ and all(search_module._needs_lucene_porter(w) for w in differ)
+    assert differ and all(analysis._needs_lucene_porter(w) for w in differ)
