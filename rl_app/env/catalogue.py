@@ -369,9 +369,9 @@ def load_webshop_catalogue(data_dir: Optional[str | os.PathLike] = None) -> Cata
     root = resolve_webshop_data_dir(data_dir)
     docs = root / "resources_1k" / "documents.jsonl"
     if docs.is_file():
-        ins = sorted(root.glob("items_ins_v2*.json"))
+        ins = sorted(root.glob("items_ins_v2*.json")) or sorted(docs.parent.glob("items_ins_v2*.json"))
         if not ins:
-            raise CatalogueError(f"{root}: items_ins_v2*.json not found next to {docs}")
+            raise CatalogueError(f"{root}: items_ins_v2*.json not found in {root} or next to {docs}")
         return load_documents_jsonl(docs, ins[0])
     shuffles = sorted(root.glob("items_shuffle*.json"))
     ins = sorted(root.glob("items_ins_v2*.json"))

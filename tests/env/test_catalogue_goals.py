@@ -155,3 +155,12 @@ def test_human_goals_from_embedded_records(webshop_data_dir):
     assert len(gs) == 13  # the 13 MTurk records whose asins are in the small catalogue
     assert all(g.kind == "human" and g.weight == 1.0 for g in gs.goals)
     assert all(isinstance(o, GoalOption) and o.name is None for g in gs.goals for o in g.goal_options)
+
+
+def test_written_synthetic_catalogue_loads_as_a_webshop_data_dir(tmp_path):
+    from rl_app.env.synthetic import generate_catalogue, write_catalogue_jsonl
+
+    cat = generate_catalogue(120, seed=4)
+    (tmp_path / "resources_1k").mkdir()
+    write_catalogue_jsonl(cat, tmp_path / "resources_1k" / "documents.jsonl")
+    assert load_webshop_catalogue(tmp_path).products == cat.products
