@@ -97,3 +97,35 @@ class ChoicePolicy:
             return int(np.argmax(probs)), probs
         rng = rng if rng is not None else np.random.default_rng()
         return int(rng.choice(len(probs), p=probs)), probs
+
+    @torch.no_grad()
+    def log_probs_batch(self, observation_texts: Sequence[str], candidate_texts: Sequence[Sequence[str]], *,
+                        batch_size: int = 32) -> list[np.ndarray]:
+        """log pi(. | s) for many states at once (one array per state, over its own candidates).
+
+        States are batched ``batch_size`` at a time, candidates padded to the largest count in
+        the batch and masked; this is the reference pass that precomputes pi_ref for DPO pairs.
+        """
+        if len(observation_texts) != len(candidate_texts):
+            raise ValueError(f"{len(observation_texts)} states but {len(candidate_texts)} candidate lists")
+        out: list[np.ndarray] = []
+        for lo in range(0, len(observation_texts), batch_size):
+            states = list(observation_texts[lo:lo + batch_size])
+            cands = [list(c) for c in candidate_texts[lo:lo + batch_size]]
+            if any(len(c) == 0 for c in cands):
+                raise ValueError("every state needs at least one candidate")
+            k = max(len(c) for c in cands)
+            state_ids = self._ids(states, self.max_state_tokens)
+            flat = self._ids([t for c in cands for t in c], self.max_action_tokens)
+            action_ids = np.zeros((len(states), k, self.max_action_tokens), dtype=np.int64)
+            mask = np.zeros((len(states), k), dtype=np.int8)
+            row = 0
+            for i, c in enumerate(cands):
+                action_ids[i, : len(c)] = flat[row:row + len(c)]
+                mask[i, : len(c)] = 1
+                row += len(c)
+            t = {name: torch.as_tensor(v, device=self.device)
+                 for name, v in (("s", state_ids), ("a", action_ids), ("m", mask))}
+            log_probs = self.model.log_probs(t["s"], t["a"], t["m"]).double().cpu().numpy()
+            out += [log_probs[i, : len(c)] for i, c in enumerate(cands)]
+        return out

@@ -1,0 +1,259 @@
+"""Step-level preference pairs for DPO, with the reference log-probs precomputed.
+
+Feng & Feng 2024 (arXiv 2408.16032, "DPO with demonstrations"): take a trajectory to imitate;
+at each of its states, chosen = the trajectory's action and rejected = an action sampled from
+the reference policy pi_ref (the IL agent); pairs whose rejected equals chosen are dropped.
+
+The reference log-probabilities of chosen and rejected are computed here, once, in a batched
+pass (Ray Data ``map_batches`` with the reference policy loaded once per worker), and stored
+in the pair file. The DPO learner then needs no frozen reference module: it saves a second
+BERT in learner memory and one extra forward pass per update, and pi_ref never changes, so
+the numbers are the same.
+
+Pipeline: trajectories parquet -> :class:`ReferenceLogProbs` -> :func:`step_pairs` ->
+pairs parquet (written to a temp dir, then renamed). Both transforms are pure functions of a
+dict-of-arrays batch and are tested on 3-row batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = [
+    "PAIR_SCHEMA",
+    "PairSummary",
+    "ReferenceLogProbs",
+    "step_pairs",
+    "build_step_pairs",
+    "read_pairs",
+]
+
+PAIR_SCHEMA = pa.schema([
+    ("pair_id", pa.string()),
+    ("kind", pa.string()),
+    ("episode_id", pa.string()),
+    ("goal_index", pa.int64()),
+    ("split", pa.string()),
+    ("step", pa.int64()),
+    ("source", pa.string()),
+    ("state", pa.string()),
+    ("candidates", pa.list_(pa.string())),
+    ("candidate_texts", pa.list_(pa.string())),
+    ("chosen", pa.int64()),
+    ("rejected", pa.int64()),
+    ("ref_chosen_logp", pa.float64()),
+    ("ref_rejected_logp", pa.float64()),
+])
+_PASS_THROUGH = ("episode_id", "goal_index", "split", "step", "source", "state", "candidates", "candidate_texts")
+SUMMARY_FILE = "_summary.json"
+
+
+class ReferenceLogProbs:
+    """Ray Data callable class: adds ``ref_logps`` (log pi_ref over each row's candidates).
+
+    The reference policy loads once per worker (``ChoicePolicy.from_checkpoint``), on the GPU
+    when the worker has one.
+    """
+
+    def __init__(self, checkpoint: str, *, batch_size: int = 32, device: Optional[str] = None) -> None:
+        import torch
+
+        from rl_app.policy.choice_policy import ChoicePolicy
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.policy = ChoicePolicy.from_checkpoint(checkpoint, device=device)
+        self.batch_size = batch_size
+
+    def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        logps = self.policy.log_probs_batch(list(batch["state"]), [list(c) for c in batch["candidate_texts"]],
+                                            batch_size=self.batch_size)
+        out = dict(batch)
+        out["ref_logps"] = np.array(logps + [None], dtype=object)[:-1]  # keep a 1-D object array
+        return out
+
+
+def _row_rng(seed: int, episode_id: str, step: int, draw: int) -> np.random.Generator:
+    # crc32, not hash(): Python salts str hashes per process, and pairs must not depend on
+    # which worker built them.
+    return np.random.default_rng([seed, zlib.crc32(episode_id.encode()), int(step), draw])
+
+
+def step_pairs(batch: Mapping[str, np.ndarray], *, num_rejected: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Pairs from a batch of trajectory steps that carry ``ref_logps``.
+
+    For each step and each of ``num_rejected`` draws: rejected ~ pi_ref(. | s); a draw equal to
+    the chosen action is dropped (a tie teaches nothing). Deterministic in (seed, episode,
+    step, draw), whatever the batching.
+    """
+    if num_rejected < 1:
+        raise ValueError(f"num_rejected must be >= 1, got {num_rejected}")
+    rows: dict[str, list] = {name: [] for name in PAIR_SCHEMA.names}
+    n = len(batch["chosen"])
+    for i in range(n):
+        logps = np.asarray(batch["ref_logps"][i], dtype=np.float64)
+        chosen = int(batch["chosen"][i])
+        if not 0 <= chosen < len(logps):
+            raise ValueError(f"row {i}: chosen {chosen} outside its {len(logps)} candidates")
+        probs = np.exp(logps - logps.max())
+        probs /= probs.sum()
+        episode_id, step = str(batch["episode_id"][i]), int(batch["step"][i])
+        for draw in range(num_rejected):
+            rejected = int(_row_rng(seed, episode_id, step, draw).choice(len(probs), p=probs))
+            if rejected == chosen:
+                continue
+            for name in _PASS_THROUGH:
+                value = batch[name][i]
+                rows[name].append(list(value) if name in ("candidates", "candidate_texts") else value)
+            rows["pair_id"].append(f"{episode_id}/{step}/{draw}")
+            rows["kind"].append("step")
+            rows["chosen"].append(chosen)
+            rows["rejected"].append(rejected)
+            rows["ref_chosen_logp"].append(float(logps[chosen]))
+            rows["ref_rejected_logp"].append(float(logps[rejected]))
+    out = {}
+    for name, values in rows.items():
+        kind = PAIR_SCHEMA.field(name).type
+        if pa.types.is_integer(kind):
+            out[name] = np.asarray(values, dtype=np.int64)
+        elif pa.types.is_floating(kind):
+            out[name] = np.asarray(values, dtype=np.float64)
+        else:  # strings and string lists stay Python objects
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = values
+            out[name] = arr
+    return out
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    """What a pair build produced: states read, pairs written, ties dropped."""
+
+    states: int
+    num_rejected: int
+    pairs: int
+    dropped_ties: int
+    reference: str
+    seed: int
+
+    def line(self) -> str:
+        return (f"{self.pairs} pairs from {self.states} states x {self.num_rejected} draws; "
+                f"{self.dropped_ties} ties (rejected == chosen) dropped")
+
+
+def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    # Plain Python values per column (Ray Data's pandas frames carry Arrow-backed dtypes), and
+    # no pandas metadata in the file, so any reader gets plain columns back.
+    columns = {}
+    for field in PAIR_SCHEMA:
+        values = frame[field.name].tolist() if field.name in frame else []
+        if pa.types.is_list(field.type):
+            values = [list(v) for v in values]
+        columns[field.name] = pa.array(values, type=field.type)
+    return pa.table(columns, schema=PAIR_SCHEMA)
+
+
+def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
+                     num_rejected: int = 1, seed: int = 0, only_success: bool = False, batch_size: int = 32,
+                     use_ray: Optional[bool] = None, overwrite: bool = False) -> PairSummary:
+    """Trajectory parquet -> step-level pairs parquet (atomic), with pi_ref log-probs.
+
+    Args:
+        trajectories: steps to imitate (rl_app.data trajectory parquet; demos or generated).
+        reference: the reference policy checkpoint (the IL agent).
+        out: directory to write; must not exist unless ``overwrite``.
+        num_rejected: rejected draws per state.
+        only_success: keep only episodes whose final reward is 1.
+        use_ray: Ray Data pipeline (default: when Ray is initialised) or in-process.
+    """
+    from rl_app.data.io import read_trajectories
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists (pass overwrite=True)")
+    frame = read_trajectories(trajectories)
+    if only_success:
+        frame = frame[frame["episode_reward"] == 1.0]
+    if len(frame) == 0:
+        raise ValueError(f"{trajectories}: no steps to build pairs from"
+                         + (" (only_success dropped every episode)" if only_success else ""))
+    if use_ray is None:
+        import sys
+
+        use_ray = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    if use_ray:
+        import ray
+
+        ds = ray.data.from_pandas(frame.reset_index(drop=True))
+        ds = ds.map_batches(ReferenceLogProbs, fn_constructor_kwargs={"checkpoint": str(reference),
+                                                                      "batch_size": batch_size},
+                            batch_size=batch_size * 4, batch_format="numpy", concurrency=1)
+        ds = ds.map_batches(step_pairs, fn_kwargs={"num_rejected": num_rejected, "seed": seed},
+                            batch_format="numpy")
+        pairs = ds.to_pandas()
+    else:
+        ref = ReferenceLogProbs(str(reference), batch_size=batch_size)
+        batch = {c: frame[c].to_numpy() for c in frame.columns}
+        pairs = pd.DataFrame(step_pairs(ref(batch), num_rejected=num_rejected, seed=seed))
+    pairs = pairs.sort_values("pair_id", kind="stable").reset_index(drop=True) if len(pairs) else pairs
+    summary = PairSummary(states=len(frame), num_rejected=num_rejected, pairs=len(pairs),
+                          dropped_ties=len(frame) * num_rejected - len(pairs), reference=str(reference), seed=seed)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        pq.write_table(_frame_to_table(pairs), tmp / "pairs.parquet")
+        (tmp / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def read_pairs(path: str | os.PathLike) -> pd.DataFrame:
+    """A pairs directory (or file) as a DataFrame sorted by pair_id."""
+    path = Path(path)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"{path}: no parquet files")
+    frame = pd.concat([pq.read_table(f).to_pandas(ignore_metadata=True) for f in files], ignore_index=True)
+    missing = set(PAIR_SCHEMA.names) - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: not a pairs file, missing columns {sorted(missing)}")
+    return frame.sort_values("pair_id", kind="stable").reset_index(drop=True)
+
+
+def _main(argv: Optional[list[str]] = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m rl_app.data.pairs", description=build_step_pairs.__doc__)
+    ap.add_argument("--trajectories", required=True)
+    ap.add_argument("--reference", required=True, help="reference policy checkpoint (the IL agent)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--num-rejected", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only-success", action="store_true")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    summary = build_step_pairs(args.trajectories, args.reference, args.out, num_rejected=args.num_rejected,
+                               seed=args.seed, only_success=args.only_success, overwrite=args.overwrite)
+    print(summary.line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
+
