@@ -1,0 +1,238 @@
+"""Generated trajectories: a policy's own successful episodes, loops pruned (Feng & Feng 2024).
+
+The paper rolls out the IL agent with sampling, keeps the episodes with reward 1, prunes
+loops, and trains DPO on 100 of them as if they were demonstrations. Here:
+
+* rollouts run as Ray tasks over chunks of train goals (each task loads the policy once and
+  plays the text env; RLlib's env runners are not used because their episodes hold only the
+  numeric observations, and the stored trajectories need the page and candidate texts);
+* the keep filter is ``min_reward`` (1.0 = the paper's "reward == 1");
+* loops are pruned on a page key that ignores "visited" marks on result pages, so a
+  results -> item -> back detour collapses and the action kept for a page is the last one
+  taken there;
+* attempts are capped (``max_attempts``) and the yield is reported (DECISIONS 9);
+* output parts are written chunk by chunk with a progress file, so an interrupted run
+  resumes where it stopped without duplicates (a chunk is recomputed identically if its part
+  was written but not recorded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from rl_app.data.schema import StepRecord
+
+__all__ = ["page_key", "prune_loops", "PolicyAgent", "GenerationSummary", "generate_trajectories"]
+
+PROGRESS_FILE = "_progress.json"
+SUMMARY_FILE = "_summary.json"
+_ASIN_MARK = re.compile(r"\[clicked button\] ([A-Z0-9]{10}) \[clicked button_\]")
+
+
+def page_key(state: str) -> str:
+    """The page with result-page "visited" marks removed (they change on every revisit)."""
+    return _ASIN_MARK.sub(r"[button] \1 [button_]", state)
+
+
+def prune_loops(steps: Sequence[StepRecord]) -> list[StepRecord]:
+    """Drop detours: when a page recurs, cut back to its first visit and keep the later action.
+
+    Steps are renumbered from 0; rewards stay attached to their steps (only the last one,
+    the purchase, is non-zero in WebShop).
+    """
+    kept: list[StepRecord] = []
+    where: dict[str, int] = {}
+    for s in steps:
+        key = page_key(s.state)
+        if key in where:
+            kept = kept[: where[key]]
+            where = {page_key(k.state): i for i, k in enumerate(kept)}
+        where[key] = len(kept)
+        kept.append(s)
+    return [replace(s, step=i) for i, s in enumerate(kept)]
+
+
+class PolicyAgent:
+    """A ChoicePolicy acting on the text env (sampled or greedy), seeded per episode."""
+
+    def __init__(self, policy, *, greedy: bool = False, rng: Optional[np.random.Generator] = None,
+                 name: str = "policy") -> None:
+        self.policy = policy
+        self.greedy = greedy
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.name = name
+
+    def reset(self, env) -> None:
+        pass
+
+    def act(self, env) -> str:
+        candidates = env.candidates()
+        index, _ = self.policy.act(env.observation(), env.candidate_texts(candidates), greedy=self.greedy,
+                                   rng=self.rng)
+        return candidates[index]
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    attempts: int
+    kept: int
+    steps_before_pruning: int
+    steps_after_pruning: int
+    min_reward: float
+    checkpoint: str
+    seed: int
+
+    @property
+    def yield_rate(self) -> float:
+        return self.kept / self.attempts if self.attempts else 0.0
+
+    def line(self) -> str:
+        return (f"kept {self.kept} of {self.attempts} attempts (yield {self.yield_rate:.1%}, reward >= "
+                f"{self.min_reward}); {self.steps_before_pruning} steps -> {self.steps_after_pruning} after "
+                "loop pruning")
+
+
+def _play_chunk(checkpoint: str, shop: Mapping[str, Any], env_config: Mapping[str, Any],
+                goals: Sequence[int], seed: int, chunk: int, min_reward: float) -> dict[str, Any]:
+    """One task: a sampled episode per goal; per goal, its pruned rows if kept, and its length."""
+    import torch
+
+    from rl_app.data.demos import record_episode
+    from rl_app.env.config import ShopConfig
+    from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
+    from rl_app.policy.choice_policy import ChoicePolicy
+
+    torch.set_num_threads(1)
+    policy = ChoicePolicy.from_checkpoint(checkpoint)
+    env = WebShopTextEnv(ShopConfig.from_dict(shop), TextEnvConfig(**env_config))
+    outcomes: list[dict] = []
+    for g in goals:
+        ep_seed = int(np.random.SeedSequence([seed, chunk, int(g)]).generate_state(1)[0])
+        agent = PolicyAgent(policy, rng=np.random.default_rng(ep_seed))
+        rows = record_episode(env, agent, int(g), seed=ep_seed, source="generated",
+                              episode_id=f"generated/s{seed}/c{chunk:05d}/g{int(g):06d}")
+        keep = rows[-1].episode_reward >= min_reward
+        outcomes.append({"kept": prune_loops(rows) if keep else None, "steps": len(rows)})
+    return {"chunk": chunk, "outcomes": outcomes}
+
+
+def _write_part(rows: Sequence[StepRecord], path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from rl_app.data.schema import records_to_table, validate_episodes
+
+    validate_episodes(rows)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    pq.write_table(records_to_table(rows), tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any], out: str | os.PathLike, *,
+                          num_episodes: int = 100, max_attempts: int = 5000, min_reward: float = 1.0,
+                          env_config: Optional[Mapping[str, Any]] = None, seed: int = 0, chunk_size: int = 50,
+                          num_workers: int = 2, progress: bool = True) -> GenerationSummary:
+    """Roll out ``checkpoint`` on train goals until ``num_episodes`` are kept (or attempts run out).
+
+    Resumes from ``out`` when it holds a progress file of the same settings; chunks are
+    played in a fixed order, so the kept set does not depend on interruptions or workers.
+    """
+    from rl_app.env.config import load_shop
+
+    if num_episodes < 1 or max_attempts < 1 or chunk_size < 1:
+        raise ValueError("num_episodes, max_attempts and chunk_size must be >= 1")
+    checkpoint = str(Path(checkpoint).resolve())
+    env_config = dict(env_config or {})
+    env_config.setdefault("split", "train")
+    if env_config["split"] != "train":
+        raise ValueError("generated trajectories come from train goals only (DECISIONS 6); "
+                         f"got split={env_config['split']!r}")
+    loaded = load_shop(dict(shop))
+    train = list(loaded.goals.indices("train"))
+    if not train:
+        raise ValueError("this shop has no train goals (goal indices >= 1500)")
+    order = np.random.default_rng(seed).permutation(train)
+    goals = [int(order[i % len(order)]) for i in range(max_attempts)]
+    chunks = [goals[i:i + chunk_size] for i in range(0, len(goals), chunk_size)]
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"checkpoint": checkpoint, "shop": dict(shop), "env_config": env_config, "seed": seed,
+                "chunk_size": chunk_size, "min_reward": min_reward, "max_attempts": max_attempts}
+    progress_path = out / PROGRESS_FILE
+    state = {"settings": settings, "done": {}}
+    if progress_path.exists():
+        state = json.loads(progress_path.read_text())
+        if state.get("settings") != settings:
+            raise ValueError(f"{out} holds a run with other settings; use another --out or delete it")
+
+    def kept_so_far() -> int:
+        return sum(v["kept"] for v in state["done"].values())
+
+    # a chunk cut short by the quota stays pending: a resumed run replays it (identically) and
+    # takes more of its episodes, so resuming gives what one uninterrupted run would have
+    pending = [i for i in range(len(chunks)) if not state["done"].get(str(i), {}).get("complete")]
+    use_ray = num_workers > 0
+    if use_ray:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=num_workers, include_dashboard=False, log_to_driver=False)
+        play = ray.remote(num_cpus=1)(_play_chunk)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=num_episodes, initial=min(kept_so_far(), num_episodes), desc="kept episodes")
+    while pending and kept_so_far() < num_episodes:
+        wave, pending = pending[: max(num_workers, 1)], pending[max(num_workers, 1):]
+        args = [(checkpoint, dict(shop), env_config, chunks[i], seed, i, min_reward) for i in wave]
+        results = ray.get([play.remote(*a) for a in args]) if use_ray else [_play_chunk(*a) for a in args]
+        for res in sorted(results, key=lambda r: r["chunk"]):  # record in chunk order: deterministic
+            previous = state["done"].pop(str(res["chunk"]), None)
+            room = num_episodes - kept_so_far()
+            if room <= 0:
+                if previous is not None:
+                    state["done"][str(res["chunk"])] = previous
+                break
+            attempts = before = 0
+            rows: list[StepRecord] = []
+            kept = 0
+            for outcome in res["outcomes"]:  # stop at the episode that fills the quota
+                if kept == room:
+                    break
+                attempts += 1
+                if outcome["kept"] is not None:
+                    kept += 1
+                    before += outcome["steps"]
+                    rows += outcome["kept"]
+            if rows:
+                _write_part(rows, out / f"part-{res['chunk']:05d}.parquet")
+            state["done"][str(res["chunk"])] = {"attempts": attempts, "kept": kept, "before": before,
+                                                "after": len(rows),
+                                                "complete": attempts == len(res["outcomes"])}
+            _write_json(progress_path, state)
+            if bar is not None:
+                bar.update(kept)
+    if bar is not None:
+        bar.close()
+    done = state["done"].values()
+    summary = GenerationSummary(
+        attempts=sum(v["attempts"] for v in done), kept=kept_so_far(),
+        steps_before_pruning=sum(v["before"] for v in done), steps_after_pruning=sum(v["after"] for v in done),
+        min_reward=min_reward, checkpoint=checkpoint, seed=seed)
+    _write_json(out / SUMMARY_FILE, asdict(summary) | {"yield": summary.yield_rate})
+    return summary
