@@ -5,6 +5,9 @@
     python -m rl_app.play --agent demonstrator --goal 3 --trace           # one episode, page by page
 
 Score = mean reward x 100; success = share of episodes with reward == 1 (WebShop's metrics).
+Episodes are played by :mod:`rl_app.eval` (each seeded from (seed, goal_index), so numbers do
+not depend on the order of the goals); ``python -m rl_app.eval.evaluate`` adds intervals,
+per-goal files, policies and Ray workers, ``python -m rl_app.eval.trace`` richer traces.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from rl_app.env.agents import DemonstratorAgent, EpisodeResult, RuleAgent, run_episode
+from rl_app.env.agents import EpisodeResult
 from rl_app.env.config import ShopConfig
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
+from rl_app.eval.agents import AgentSpec, make_agent
+from rl_app.eval.evaluate import play_goals
+from rl_app.eval.trace import render_trace, trace_episode
 
 __all__ = ["AgentReport", "evaluate_scripted", "main"]
 
@@ -54,30 +60,19 @@ def _action_use(results: Sequence[EpisodeResult]) -> dict[str, float]:
 
 def evaluate_scripted(env: WebShopTextEnv, agent_name: str, goal_indices: Sequence[int], *,
                       seed: int = 0) -> tuple[AgentReport, list[EpisodeResult]]:
-    """Run a scripted agent once per goal; seeded, so a rerun gives identical numbers."""
-    agent = RuleAgent() if agent_name == "rule" else DemonstratorAgent(seed=seed)
-    results = [run_episode(env, agent, int(i)) for i in goal_indices]
+    """Run a scripted agent once per goal; each episode seeded from (seed, goal), so a rerun
+    (in any order) gives identical numbers."""
+    if agent_name not in ("rule", "demonstrator"):
+        raise ValueError(f"scripted agents are 'rule' and 'demonstrator', got {agent_name!r}")
+    spec = AgentSpec(name=agent_name, kind=agent_name, seed=seed)  # type: ignore[arg-type]
+    records = play_goals(env, make_agent(spec), goal_indices, seed=seed)
+    results = [EpisodeResult(r.goal_index, r.reward, r.steps, r.actions, r.terminated) for r in records]
     rewards = np.array([r.reward for r in results])
     report = AgentReport(
         agent=agent_name, split=env.config.split, episodes=len(results),
         score=float(rewards.mean() * 100), success_rate=float((rewards == 1.0).mean()),
         mean_steps=float(np.mean([r.steps for r in results])), action_use=_action_use(results))
     return report, results
-
-
-def _trace(env: WebShopTextEnv, agent_name: str, goal_index: int, seed: int) -> None:
-    agent = RuleAgent() if agent_name == "rule" else DemonstratorAgent(seed=seed)
-    obs, _ = env.reset(goal_index=goal_index)
-    agent.reset(env)
-    done = False
-    while not done:
-        print(obs)
-        print("candidates:", env.candidates())
-        action = agent.act(env)
-        print(f">>> {action}\n")
-        obs, reward, term, trunc, info = env.step(action)
-        done = term or trunc
-    print(f"reward {reward:.4f}", info.get("reward_info", "(step limit)"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -100,7 +95,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"shop: {args.catalogue} catalogue, {len(env.loaded.catalogue)} products, "
           f"{len(env.loaded.goals)} goals (built in {time.perf_counter() - t0:.1f} s)")
     if args.goal is not None:
-        _trace(env, args.agent, args.goal, args.seed)
+        spec = AgentSpec(name=args.agent, kind=args.agent, seed=args.seed)
+        print(render_trace(trace_episode(env, make_agent(spec), args.goal, seed=args.seed)))
         return 0
     indices = list(env.split_indices)[: args.limit]
     t1 = time.perf_counter()
