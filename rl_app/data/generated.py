@@ -236,3 +236,38 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
         min_reward=min_reward, checkpoint=checkpoint, seed=seed)
     _write_json(out / SUMMARY_FILE, asdict(summary) | {"yield": summary.yield_rate})
     return summary
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m rl_app.data.generated --checkpoint runs/il/policy --num-episodes 100 --out runs/generated``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m rl_app.data.generated", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, help="policy to roll out (the IL agent)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default="synthetic")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--synthetic-products", type=int, default=1000)
+    ap.add_argument("--num-episodes", type=int, default=100)
+    ap.add_argument("--max-attempts", type=int, default=5000)
+    ap.add_argument("--min-reward", type=float, default=1.0)
+    ap.add_argument("--max-steps", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    shop: dict[str, Any] = {"catalogue": args.catalogue}
+    if args.catalogue == "webshop":
+        shop["data_dir"] = args.data_dir
+    else:
+        shop["synthetic_products"] = args.synthetic_products
+    summary = generate_trajectories(args.checkpoint, shop, args.out, num_episodes=args.num_episodes,
+                                    max_attempts=args.max_attempts, min_reward=args.min_reward,
+                                    env_config={"max_steps": args.max_steps}, seed=args.seed,
+                                    num_workers=args.num_workers)
+    print(summary.line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
