@@ -1,0 +1,116 @@
+"""DPO end to end with the tiny encoder: policy == reference at the start, margins rise, checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from .conftest import ACTION_TOKENS, K_MAX, STATE_TOKENS
+
+pytestmark = pytest.mark.slow
+COLORS = ("red", "blue", "green", "black")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
+    from rl_app.policy.choice_policy import ChoicePolicy
+    from rl_app.policy.encoder import EncoderConfig, load_tokenizer
+
+    torch.manual_seed(0)
+    policy = ChoicePolicy(ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))), load_tokenizer("tiny"),
+                          max_state_tokens=STATE_TOKENS, max_action_tokens=ACTION_TOKENS)
+    return policy, policy.save_pretrained(tmp_path_factory.mktemp("ref") / "policy")
+
+
+@pytest.fixture(scope="module")
+def pair_dir(reference, tmp_path_factory):
+    """"i want a <color> shirt": chosen = that colour's button, rejected ~ pi_ref (ties dropped)."""
+    from rl_app.data.pairs import _frame_to_table, step_pairs
+    import pyarrow.parquet as pq
+
+    policy, _ = reference
+    rng = np.random.default_rng(0)
+    states, texts, chosen = [], [], []
+    for i in range(48):
+        want = COLORS[i % 4]
+        t = [f"click[{c}]" for c in rng.permutation(COLORS)]
+        states.append(f"instruction: i want a {want} shirt [SEP] item page [SEP] color")
+        texts.append(t)
+        chosen.append(t.index(f"click[{want}]"))
+    obj = lambda values: np.array(list(values) + [None], dtype=object)[:-1]  # noqa: E731
+    batch = {"episode_id": obj(f"ep-{i}" for i in range(48)), "goal_index": np.full(48, 1500),
+             "split": obj(["train"] * 48), "step": np.zeros(48, np.int64), "source": obj(["demo"] * 48),
+             "state": obj(states), "candidates": obj(texts), "candidate_texts": obj(texts),
+             "chosen": np.asarray(chosen), "ref_logps": obj(policy.log_probs_batch(states, texts))}
+    pairs = pd.DataFrame(step_pairs(batch, num_rejected=2, seed=0))
+    directory = tmp_path_factory.mktemp("pairs")
+    pq.write_table(_frame_to_table(pairs), directory / "pairs.parquet")
+    return directory, pairs
+
+
+def _config(pair_dir, ref_dir, **training):
+    from rl_app.algorithms.dpo import DPOConfig
+
+    return (DPOConfig()
+            .dataset(paths=[str(pair_dir)], updates_per_iteration=4)
+            .observations(k_max=K_MAX, max_state_tokens=STATE_TOKENS, max_action_tokens=ACTION_TOKENS)
+            .rl_module(model_config={"encoder": "tiny", "init_checkpoint": str(ref_dir)})
+            .dpo(beta=0.5)
+            .training(**{"lr": 1e-3, "train_batch_size_per_learner": 16, **training})
+            .debugging(seed=0))
+
+
+def test_validation_names_the_fix(pair_dir, reference):
+    from rl_app.algorithms.dpo import DPOConfig
+
+    directory, _ = pair_dir
+    with pytest.raises(ValueError, match="init_checkpoint"):
+        DPOConfig().dataset(paths=[str(directory)]).rl_module(model_config={"encoder": "tiny"}).validate()
+    with pytest.raises(ValueError, match="beta"):
+        _config(directory, reference[1]).dpo(beta=0).validate()
+
+
+def test_dpo_starts_at_the_reference_and_raises_margins(ray_session, pair_dir, reference, tmp_path):
+    from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, REWARDS_ACCURACIES, REWARDS_MARGINS
+    from rl_app.algorithms.offline import LEARNER_SECONDS
+    from rl_app.policy.choice_policy import ChoicePolicy
+
+    directory, pairs = pair_dir
+    algo = _config(directory, reference[1]).build_algo()
+    try:
+        # Before any update the policy is pi_ref: its log-probs equal the stored ones.
+        start = algo.get_choice_policy()
+        row = pairs.iloc[0]
+        logp = np.log(start.probs(row["state"], list(row["candidate_texts"])))
+        assert logp[row["chosen"]] == pytest.approx(row["ref_chosen_logp"], abs=1e-4)
+        assert logp[row["rejected"]] == pytest.approx(row["ref_rejected_logp"], abs=1e-4)
+
+        results = [algo.train()["learners"]["default_policy"] for _ in range(10)]
+        losses = [float(r[DPO_LOSS]) for r in results]
+        margins = [float(r[REWARDS_MARGINS]) for r in results]
+        accuracy = [float(r[REWARDS_ACCURACIES]) for r in results]
+        assert np.all(np.isfinite(losses + margins + accuracy))
+        # first iteration (4 updates from pi_ref): near ln 2 and near-zero margins
+        assert losses[0] == pytest.approx(math.log(2), abs=0.1) and abs(margins[0]) < 0.5
+        assert margins[-1] > margins[0] + 0.3 and losses[-1] < losses[0] - 0.15 and accuracy[-1] >= 0.7
+        path = algo.save_to_path(str(tmp_path / "algo"))
+        trained = algo.get_choice_policy()
+        seconds = algo.train()[LEARNER_SECONDS]
+        assert seconds > 0
+    finally:
+        algo.stop()
+    # the trained policy puts more mass on the named colour than pi_ref; the checkpoint loads without Ray
+    restored = ChoicePolicy.from_checkpoint(path)
+    texts = [f"click[{c}]" for c in COLORS]
+    named = []
+    for i, color in enumerate(COLORS):
+        state = f"instruction: i want a {color} shirt [SEP] item page [SEP] color"
+        named.append((trained.probs(state, texts)[i], reference[0].probs(state, texts)[i]))
+        assert restored.probs(state, texts) == pytest.approx(trained.probs(state, texts), abs=1e-6)
+    p_trained, p_ref = np.mean(named, axis=0)
+    assert p_trained > p_ref + 0.15, named
