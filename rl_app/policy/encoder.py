@@ -65,8 +65,10 @@ def resolve_encoder_source(name_or_path: str = MINILM) -> str:
         return str(_packaged_minilm())
     path = Path(os.path.expanduser(name_or_path))
     if path.exists():
-        if not (path / "config.json").is_file() and not (path / "vocab.txt").is_file():
-            raise EncoderNotFoundError(f"{path} has neither config.json nor vocab.txt")
+        # tokenizer.json alone is what transformers 5 writes for a saved fast tokenizer
+        # (e.g. the tokenizer/ dir of a ChoicePolicy checkpoint).
+        if not any((path / f).is_file() for f in ("config.json", "vocab.txt", "tokenizer.json")):
+            raise EncoderNotFoundError(f"{path} has none of config.json, vocab.txt, tokenizer.json")
         return str(path.resolve())
     return name_or_path
 
