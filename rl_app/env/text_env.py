@@ -44,6 +44,11 @@ class TextEnvConfig:
         k_max: most candidates offered per state.
         reduction: ``none`` (keep every valid action up to k_max) or ``webshop``.
         search_candidates: ``instruction`` (default) or ``webshop_privileged``.
+        num_prev_actions: the last N actions, put in front of the page text as WebShop's
+            ``num_prev_actions`` does (``"a1 [SEP] a2 [SEP] <page>"``). WebShop's default is 0;
+            ours is 3 because a policy that sees only the page cannot tell whether it already
+            read an item's Features or came back from it, and greedy policies then loop
+            (item -> < prev -> item). 0 gives WebShop's observation exactly.
     """
 
     split: Split | Literal["all"] = "train"
@@ -52,12 +57,15 @@ class TextEnvConfig:
     k_max: int = DEFAULT_K_MAX
     reduction: CandidateReduction = "none"
     search_candidates: SearchCandidates = "instruction"
+    num_prev_actions: int = 3
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.k_max < 1:
             raise ValueError(f"k_max must be >= 1, got {self.k_max}")
+        if self.num_prev_actions < 0:
+            raise ValueError(f"num_prev_actions must be >= 0, got {self.num_prev_actions}")
         if self.observation_mode not in ("text", "text_rich"):
             raise ValueError(f"observation_mode must be 'text' or 'text_rich', got {self.observation_mode!r}")
 
@@ -75,6 +83,7 @@ class WebShopTextEnv:
         self.session: Optional[ShopSession] = None
         self.goal_index: Optional[int] = None
         self.steps = 0
+        self.prev_actions: list[str] = []
         self.rng = np.random.default_rng()
         self._candidates: Optional[list[str]] = None
 
@@ -99,6 +108,7 @@ class WebShopTextEnv:
         self.goal_index = int(goal_index)
         self.session = self.loaded.shop.session(goals[goal_index])
         self.steps = 0
+        self.prev_actions = []
         self._candidates = None
         return self.observation(), self._info(valid=True)
 
@@ -108,6 +118,8 @@ class WebShopTextEnv:
         if self.session.done or self.steps >= self.config.max_steps:
             raise RuntimeError("episode is over: call reset() before step()")
         outcome = self.session.step(action)
+        if action:  # "" is the gym env's masked choice: a no-op with nothing to remember
+            self.prev_actions.append(action)
         self.steps += 1
         self._candidates = None
         terminated = outcome.done
@@ -121,6 +133,16 @@ class WebShopTextEnv:
 
     # ------------------------------------------------------------------ views
     def observation(self) -> str:
+        """The page in the configured mode, after the last ``num_prev_actions`` actions."""
+        self._require_session()
+        page = self.session.observation(self.config.observation_mode)
+        k = self.config.num_prev_actions
+        if k and self.prev_actions:
+            return " [SEP] ".join(self.prev_actions[-k:] + [page])
+        return page
+
+    def page_text(self) -> str:
+        """The page alone, exactly as WebShop renders it."""
         self._require_session()
         return self.session.observation(self.config.observation_mode)
 

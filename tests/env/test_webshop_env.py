@@ -123,3 +123,21 @@ def test_real_env_first_observation(webshop_data_dir):
         "search[find me butt lifting, light weight women's shorts with high waist, tummy control]",
         "search[butt lifting, light weight women's shorts]",
     ]
+
+
+def test_previous_actions_precede_the_page_like_webshops_num_prev_actions():
+    env = WebShopTextEnv(SMALL, TextEnvConfig(split="all", num_prev_actions=2))
+    env.reset(goal_index=0)
+    assert env.observation() == env.page_text()  # nothing before the first action
+    first = env.candidates()[0]
+    env.step(first)
+    assert env.observation() == f"{first} [SEP] {env.page_text()}"
+    env.step("click[not there]")  # invalid actions are remembered too, as in WebShop
+    env.step("click[next >]")
+    assert env.observation() == f"click[not there] [SEP] click[next >] [SEP] {env.page_text()}"
+    plain = WebShopTextEnv(SMALL, TextEnvConfig(split="all", num_prev_actions=0))
+    plain.reset(goal_index=0)
+    plain.step(first)
+    assert plain.observation() == plain.page_text()
+    with pytest.raises(ValueError, match="num_prev_actions"):
+        TextEnvConfig(num_prev_actions=-1)
