@@ -213,7 +213,13 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
     tmp.mkdir(parents=True)
     try:
         pq.write_table(_frame_to_table(pairs), tmp / "pairs.parquet")
-        (tmp / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2))
+        record = asdict(summary)
+        source_summary = Path(trajectories) / SUMMARY_FILE
+        if source_summary.is_file():  # carry the shop the steps were played in (for evaluation)
+            shop = json.loads(source_summary.read_text()).get("shop_config")
+            if shop:
+                record["shop_config"] = shop
+        (tmp / SUMMARY_FILE).write_text(json.dumps(record, indent=2))
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

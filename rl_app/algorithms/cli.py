@@ -1,0 +1,139 @@
+"""Shared command line of the offline trainers (IL, DPO): train, save, evaluate.
+
+Each trainer adds its own options and builds its config; :func:`run` then trains for
+``--iterations`` (or until ``--time-budget-s``), writes ``OUT/checkpoint`` (the RLlib
+Algorithm), ``OUT/policy`` (``ChoicePolicy.save_pretrained``, loadable without Ray),
+``OUT/metrics.jsonl`` (one line per iteration) and ``OUT/eval.json``, and plays the first
+``--eval-goals`` goals of ``--eval-split`` greedily and by sampling (seeded) with
+:func:`rl_app.eval.evaluate.evaluate` (per-goal files in ``OUT/eval_greedy``, ``OUT/eval_sampled``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
+
+__all__ = ["add_common_args", "shop_of_data", "run"]
+
+
+def shop_of_data(paths: Sequence[str]) -> Optional[dict[str, Any]]:
+    """The ``shop_config`` recorded in a data set's ``_summary.json`` (rl_app.data.demos), if any."""
+    for path in paths:
+        summary = Path(path) / "_summary.json"
+        if summary.is_file():
+            shop = json.loads(summary.read_text()).get("shop_config")
+            if shop:
+                return dict(shop)
+    return None
+
+
+def add_common_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--data", nargs="+", required=True, help="parquet files or directories")
+    ap.add_argument("--out", required=True, help="output directory (checkpoint/, policy/, metrics, eval)")
+    ap.add_argument("--iterations", type=int, default=20, help="train() calls")
+    ap.add_argument("--time-budget-s", type=float, default=None, help="stop earlier once training took this long")
+    ap.add_argument("--updates-per-iteration", type=int, default=10, help="gradient updates per learner per train()")
+    ap.add_argument("--batch-size", type=int, default=32, help="rows per update per learner")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--num-learners", type=int, default=0, help="0 = learn in this process")
+    ap.add_argument("--gpus-per-learner", type=float, default=0)
+    ap.add_argument("--k-max", type=int, default=64)
+    ap.add_argument("--max-state-tokens", type=int, default=512)
+    ap.add_argument("--max-action-tokens", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started here")
+    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default=None,
+                    help="evaluation shop (default: the data's, from _summary.json; else synthetic)")
+    ap.add_argument("--data-dir", default=None, help="real WebShop data (with --catalogue webshop)")
+    ap.add_argument("--synthetic-products", type=int, default=1000)
+    ap.add_argument("--eval-split", choices=["test", "dev"], default="test")
+    ap.add_argument("--eval-goals", type=int, default=200, help="first N goals of the split; 0 = no evaluation")
+    ap.add_argument("--eval-seed", type=int, default=0, help="seed of the sampled evaluation")
+    ap.add_argument("--eval-workers", type=int, default=0, help="Ray tasks playing the goals (0 = here)")
+
+
+def _row(i: int, result: dict, metric_keys: Sequence[str]) -> dict[str, Any]:
+    learner = result["learners"]["default_policy"]
+    row = {"iteration": i, **{k: float(learner[k]) for k in metric_keys if k in learner},
+           LEARNER_SECONDS: float(result[LEARNER_SECONDS]), LEARNER_SECONDS_ITER: float(result[LEARNER_SECONDS_ITER]),
+           "time_total_s": float(result["time_total_s"])}
+    return row
+
+
+def _line(row: dict[str, Any], metric_keys: Sequence[str]) -> str:
+    values = "  ".join(f"{k.split('/')[-1]} {row[k]:.4f}" for k in metric_keys if k in row)
+    return (f"iter {row['iteration']:4d}  {values}  learner {row[LEARNER_SECONDS_ITER]:.2f} s "
+            f"(total {row[LEARNER_SECONDS]:.1f} s)")
+
+
+def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[str],
+        extra_summary: Optional[dict[str, Any]] = None) -> int:
+    """Train ``config`` as the parsed ``args`` say, save the checkpoint and policy, evaluate."""
+    import ray
+
+    if args.iterations < 1:
+        raise SystemExit("--iterations must be >= 1")
+    out = Path(args.out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.catalogue is not None:
+        shop = {"catalogue": args.catalogue, "data_dir": args.data_dir, "synthetic_products": args.synthetic_products}
+    else:
+        shop = shop_of_data(args.data) or {"catalogue": "synthetic", "synthetic_products": args.synthetic_products}
+    if not ray.is_initialized():
+        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+
+    t0 = time.perf_counter()
+    algo = config.build_algo()
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows = []
+    try:
+        with (out / "metrics.jsonl").open("w") as log:
+            for i in range(1, args.iterations + 1):
+                row = _row(i, algo.train(), metric_keys)
+                print(_line(row, metric_keys), flush=True)
+                log.write(json.dumps(row) + "\n")
+                rows.append(row)
+                if args.time_budget_s is not None and time.perf_counter() - t0 >= args.time_budget_s:
+                    print(f"time budget {args.time_budget_s:.0f} s reached after {i} iterations")
+                    break
+        train_s = time.perf_counter() - t0
+        checkpoint = algo.save_to_path(str(out / "checkpoint"))
+        algo.get_choice_policy().save_pretrained(out / "policy")
+    finally:
+        algo.stop()
+    summary: dict[str, Any] = {
+        "algorithm": name, "data": [str(Path(p).absolute()) for p in args.data], "iterations": len(rows),
+        "batch_size": args.batch_size, "updates_per_iteration": args.updates_per_iteration,
+        "num_learners": args.num_learners, "lr": config.lr, "seed": args.seed,
+        "gradient_updates": len(rows) * args.updates_per_iteration,
+        # train_wall_s: the train() calls (after the build); learner_s: inside LearnerGroup.update.
+        "build_s": build_s, "train_wall_s": train_s, "learner_s": rows[-1][LEARNER_SECONDS],
+        "final": rows[-1], "checkpoint": checkpoint, "policy": str(out / "policy"), "shop": shop,
+        **(extra_summary or {}),
+    }
+    print(f"trained {len(rows)} iterations x {args.updates_per_iteration} updates x batch {args.batch_size} "
+          f"in {train_s:.1f} s wall (learner {summary['learner_s']:.1f} s, build {build_s:.1f} s); "
+          f"saved {checkpoint} and {out / 'policy'}")
+
+    if args.eval_goals > 0:
+        from rl_app.env.config import ShopConfig, load_shop
+        from rl_app.eval.agents import AgentSpec
+        from rl_app.eval.evaluate import evaluate
+
+        goals = list(load_shop(ShopConfig.from_dict(shop)).goals.indices(args.eval_split))[: args.eval_goals]
+        for mode, greedy in (("greedy", True), ("sampled", False)):
+            spec = AgentSpec(name=f"{name}:{mode}", kind="policy", checkpoint=str(out / "policy"), greedy=greedy,
+                             seed=args.eval_seed)
+            result = evaluate(spec, shop, split=args.eval_split, goal_indices=goals, num_workers=args.eval_workers,
+                              out_dir=out / f"eval_{mode}")
+            summary[f"eval/{mode}"] = {**result.metrics(), "goals": len(goals), "split": args.eval_split,
+                                       "seed": args.eval_seed, "wall_s": result.wall_s}
+            print(f"eval {mode:>7} on the first {len(goals)} {args.eval_split} goals: {result.line()}")
+    (out / "eval.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return 0

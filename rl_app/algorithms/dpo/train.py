@@ -1,0 +1,60 @@
+"""Train a DPO policy from preference pairs, starting from the reference (IL) policy.
+
+    python -m rl_app.data.pairs --trajectories runs/demos --reference runs/il/policy --out runs/pairs_demo
+    python -m rl_app.algorithms.dpo.train --data runs/pairs_demo --init-checkpoint runs/il/policy \\
+        --iterations 30 --out runs/dpo_demo
+
+Outputs and evaluation: :mod:`rl_app.algorithms.cli`. "3,000 steps" in the paper are 3,000
+gradient updates (``--iterations x --updates-per-iteration``); the batch size is stated
+in ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from rl_app.algorithms.cli import add_common_args, run
+
+__all__ = ["main", "build_config"]
+
+
+def build_config(args: argparse.Namespace):
+    from rl_app.algorithms.dpo import DPOConfig
+
+    config = (DPOConfig()
+              .dataset(paths=args.data, updates_per_iteration=args.updates_per_iteration)
+              .observations(k_max=args.k_max, max_state_tokens=args.max_state_tokens,
+                            max_action_tokens=args.max_action_tokens)
+              .rl_module(model_config={"init_checkpoint": str(Path(args.init_checkpoint).absolute())})
+              .dpo(beta=args.beta, loss_type=args.loss_type, label_smoothing=args.label_smoothing)
+              .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner)
+              .debugging(seed=args.seed))
+    config.training(train_batch_size_per_learner=args.batch_size)
+    if args.lr is not None:
+        config.training(lr=args.lr)
+    return config
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, REWARDS_ACCURACIES, REWARDS_MARGINS
+
+    ap = argparse.ArgumentParser(prog="python -m rl_app.algorithms.dpo.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap)
+    ap.add_argument("--init-checkpoint", required=True, help="the reference (IL) policy; DPO starts from it")
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--loss-type", choices=["sigmoid", "ipo", "hinge", "robust"], default="sigmoid")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    args = ap.parse_args(argv)
+    if args.iterations < 1:
+        ap.error("--iterations must be >= 1")
+    return run(build_config(args), args, name="dpo", metric_keys=(DPO_LOSS, REWARDS_MARGINS, REWARDS_ACCURACIES),
+               extra_summary={"init_checkpoint": args.init_checkpoint, "beta": args.beta,
+                              "loss_type": args.loss_type, "label_smoothing": args.label_smoothing})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
