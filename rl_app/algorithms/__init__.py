@@ -6,8 +6,7 @@ Exports resolve lazily so that ``import rl_app.algorithms`` imports neither Ray 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rl_app._lazy import lazy_getattr
 
 _EXPORTS = {
     "OfflineChoiceConfig": "rl_app.algorithms.offline",
@@ -22,9 +21,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'rl_app.algorithms' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -13,8 +13,7 @@ Exports resolve lazily, so ``import rl_app.eval`` imports neither torch, Ray nor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rl_app._lazy import lazy_getattr
 
 _EXPORTS = {
     "AgentSpec": "rl_app.eval.agents",
@@ -39,9 +38,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'rl_app.eval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -5,8 +5,7 @@ Exports resolve lazily so that ``import rl_app.policy`` neither imports torch no
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rl_app._lazy import lazy_getattr
 
 _EXPORTS = {
     "EncoderConfig": "rl_app.policy.encoder",
@@ -29,9 +28,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'rl_app.policy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
