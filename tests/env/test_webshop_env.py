@@ -141,3 +141,13 @@ def test_previous_actions_precede_the_page_like_webshops_num_prev_actions():
     assert plain.observation() == plain.page_text()
     with pytest.raises(ValueError, match="num_prev_actions"):
         TextEnvConfig(num_prev_actions=-1)
+
+
+def test_registered_for_rllib_by_name():
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    from rl_app.env.webshop_env import RLLIB_ENV_NAME, register_rllib_env
+
+    assert register_rllib_env() == RLLIB_ENV_NAME
+    env = _global_registry.get(ENV_CREATOR, RLLIB_ENV_NAME)({**SMALL, "split": "all"})
+    assert isinstance(env, WebShopEnv) and env.action_space.n == 64
