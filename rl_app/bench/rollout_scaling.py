@@ -26,6 +26,7 @@ def measure(n_runners: int, encoder: str, steps_per_runner: int, env_config: dic
     config = (WebShopPPOConfig().webshop(env_config=env_config, model_config={"encoder": encoder})
               .env_runners(num_env_runners=n_runners, num_envs_per_env_runner=1, num_cpus_per_env_runner=1,
                            rollout_fragment_length=steps_per_runner)
+              .training(train_batch_size_per_learner=steps_per_runner * n_runners)
               .learners(num_learners=0))
     algo = config.build_algo()
     try:
