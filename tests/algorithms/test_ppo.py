@@ -72,3 +72,20 @@ def test_il_auxiliary_term_is_logged(ray_session, tmp_path):
         assert 0.0 <= learner["metrics/il_accuracy"] <= 1.0
     finally:
         algo.stop()
+
+
+@pytest.mark.slow
+def test_train_cli_saves_evaluates_and_logs_returns(ray_session, tmp_path):
+    import json
+
+    from rl_app.algorithms.ppo.train import main
+
+    assert main(["--out", str(tmp_path / "ppo"), "--encoder", "tiny", "--iterations", "1", "--num-env-runners", "1",
+                 "--train-batch", "64", "--minibatch", "32", "--epochs", "1", "--max-steps", "6",
+                 "--max-state-tokens", "96", "--max-action-tokens", "12", "--eval-goals", "2"]) == 0
+    summary = json.loads((tmp_path / "ppo" / "eval.json").read_text())
+    assert summary["iterations"] == 1 and summary["env_steps"] >= 64
+    assert 0.0 <= summary["eval/greedy"]["eval/score"] <= 100.0
+    rows = [json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and np.isfinite(rows[0]["policy_loss"])
+    assert (tmp_path / "ppo" / "policy").is_dir()
