@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
 
-__all__ = ["add_common_args", "shop_of_data", "run"]
+__all__ = ["add_common_args", "shop_of_data", "run", "evaluate_policy_dir"]
 
 
 def shop_of_data(paths: Sequence[str]) -> Optional[dict[str, Any]]:
@@ -69,6 +69,26 @@ def _line(row: dict[str, Any], metric_keys: Sequence[str]) -> str:
     values = "  ".join(f"{k.split('/')[-1]} {row[k]:.4f}" for k in metric_keys if k in row)
     return (f"iter {row['iteration']:4d}  {values}  learner {row[LEARNER_SECONDS_ITER]:.2f} s "
             f"(total {row[LEARNER_SECONDS]:.1f} s)")
+
+
+def evaluate_policy_dir(policy_dir: Path, shop: dict[str, Any], *, name: str, split: str, n_goals: int,
+                        seed: int, num_workers: int, out: Path) -> dict[str, Any]:
+    """Greedy and sampled (seeded) play of a saved policy on the first ``n_goals`` of ``split``;
+    per-goal files in ``out/eval_{greedy,sampled}``; returns ``{"eval/greedy": ..., "eval/sampled": ...}``."""
+    from rl_app.env.config import ShopConfig, load_shop
+    from rl_app.eval.agents import AgentSpec
+    from rl_app.eval.evaluate import evaluate
+
+    goals = list(load_shop(ShopConfig.from_dict(shop)).goals.indices(split))[:n_goals]
+    results: dict[str, Any] = {}
+    for mode, greedy in (("greedy", True), ("sampled", False)):
+        spec = AgentSpec(name=f"{name}:{mode}", kind="policy", checkpoint=str(policy_dir), greedy=greedy, seed=seed)
+        result = evaluate(spec, shop, split=split, goal_indices=goals, num_workers=num_workers,
+                          out_dir=out / f"eval_{mode}")
+        results[f"eval/{mode}"] = {**result.metrics(), "goals": len(goals), "split": split, "seed": seed,
+                                   "wall_s": result.wall_s}
+        print(f"eval {mode:>7} on the first {len(goals)} {split} goals: {result.line()}")
+    return results
 
 
 def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[str],
@@ -122,18 +142,8 @@ def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[st
           f"saved {checkpoint} and {out / 'policy'}")
 
     if args.eval_goals > 0:
-        from rl_app.env.config import ShopConfig, load_shop
-        from rl_app.eval.agents import AgentSpec
-        from rl_app.eval.evaluate import evaluate
-
-        goals = list(load_shop(ShopConfig.from_dict(shop)).goals.indices(args.eval_split))[: args.eval_goals]
-        for mode, greedy in (("greedy", True), ("sampled", False)):
-            spec = AgentSpec(name=f"{name}:{mode}", kind="policy", checkpoint=str(out / "policy"), greedy=greedy,
-                             seed=args.eval_seed)
-            result = evaluate(spec, shop, split=args.eval_split, goal_indices=goals, num_workers=args.eval_workers,
-                              out_dir=out / f"eval_{mode}")
-            summary[f"eval/{mode}"] = {**result.metrics(), "goals": len(goals), "split": args.eval_split,
-                                       "seed": args.eval_seed, "wall_s": result.wall_s}
-            print(f"eval {mode:>7} on the first {len(goals)} {args.eval_split} goals: {result.line()}")
+        summary.update(evaluate_policy_dir(out / "policy", shop, name=name, split=args.eval_split,
+                                           n_goals=args.eval_goals, seed=args.eval_seed,
+                                           num_workers=args.eval_workers, out=out))
     (out / "eval.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0

@@ -116,18 +116,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                "lr": args.lr, "entropy": args.entropy, "seed": args.seed, "shop": shop,
                                "first": rows[0], "final": rows[-1], "checkpoint": checkpoint}
     if args.eval_goals > 0:
-        from rl_app.env.config import ShopConfig, load_shop
-        from rl_app.eval.agents import AgentSpec
-        from rl_app.eval.evaluate import evaluate
+        from rl_app.algorithms.cli import evaluate_policy_dir
 
-        goals = list(load_shop(ShopConfig.from_dict(shop)).goals.indices(args.eval_split))[: args.eval_goals]
-        for mode, greedy in (("greedy", True), ("sampled", False)):
-            spec = AgentSpec(name=f"ppo:{mode}", kind="policy", checkpoint=str(out / "policy"), greedy=greedy,
-                             seed=args.eval_seed)
-            res = evaluate(spec, shop, split=args.eval_split, goal_indices=goals, num_workers=args.eval_workers,
-                           out_dir=out / f"eval_{mode}")
-            summary[f"eval/{mode}"] = {**res.metrics(), "goals": len(goals), "seed": args.eval_seed}
-            print(f"eval {mode:>7} on the first {len(goals)} {args.eval_split} goals: {res.line()}")
+        summary.update(evaluate_policy_dir(out / "policy", shop, name="ppo", split=args.eval_split,
+                                           n_goals=args.eval_goals, seed=args.eval_seed,
+                                           num_workers=args.eval_workers, out=out))
     (out / "eval.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0
 
