@@ -42,6 +42,10 @@ def test_ppo_trains_and_survives_a_killed_env_runner(ray_session):
         result = algo.train()
         learner = result["learners"]["default_policy"]
         assert np.isfinite(learner["policy_loss"]) and np.isfinite(learner["vf_loss"])
+        # learner seconds (WebShopPPO): one update's span, inside the iteration's wall time
+        first_learner_s = result["time/learner_s"]
+        assert 0 < first_learner_s == pytest.approx(result["time/learner_iter_s"])
+        assert first_learner_s < result["time_this_iter_s"]
         sampled = result["env_runners"]["num_env_steps_sampled_lifetime"]
         assert sampled >= 64
         (actor,) = algo.env_runner_group._worker_manager.actors().values()
@@ -54,6 +58,7 @@ def test_ppo_trains_and_survives_a_killed_env_runner(ray_session):
             time.sleep(0.5)
         assert result["env_runners"]["num_env_steps_sampled_lifetime"] > sampled, "env runner never came back"
         assert algo.env_runner_group.num_healthy_remote_workers() == 1
+        assert result["time/learner_s"] > first_learner_s  # cumulative over iterations
     finally:
         algo.stop()
 

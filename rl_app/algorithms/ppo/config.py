@@ -38,8 +38,10 @@ class WebShopPPOConfig(PPOConfig):
     """PPOConfig preset for WebShop; every RLlib PPO option still applies."""
 
     def __init__(self, algo_class=None) -> None:
-        super().__init__(algo_class=algo_class)
+        from rl_app.algorithms.ppo.algorithm import WebShopPPO
         from rl_app.algorithms.ppo.learner import WebShopPPOTorchLearner
+
+        super().__init__(algo_class=algo_class or WebShopPPO)
 
         self.webshop_env_config: dict[str, Any] = {}
         self.webshop_model_config: dict[str, Any] = {}
