@@ -1,0 +1,425 @@
+"""DPO learner throughput (pairs/s) next to the raw encoder's, on the same shapes, in one run.
+
+    python -m rl_app.bench.dpo_throughput --shapes tiny minilm bert-base-shape \\
+        --batch 32 --k 16 --valid 8 --state-len 256 --action-len 32
+
+Workload: ``batch`` preference pairs per update; each pair is one state of ``state-len``
+tokens with ``k`` candidate rows of which ``valid`` are real ``action-len``-token candidates
+(every text fills its length: no padding, the worst case). A DPO update scores all valid
+candidates of each state once (chosen and rejected come out of the same log-softmax), so
+the encoder work per update is ``batch`` states plus ``batch * valid`` candidates. Rows:
+
+* ``raw encoder``: a bare Hugging Face ``BertModel`` of the shape (random weights) on
+  exactly those token ids: forward + backward + AdamW. The ceiling.
+* ``DPO loss (no RLlib)``: the choice model + masked log-softmax + ``dpo_loss`` + grad clip
+  + AdamW on pre-tokenized tensors: what the model and the loss cost over the encoder.
+* ``DPO learner (RLlib)``: ``DPOConfig -> build_algo -> train()`` reading a pair parquet
+  through Ray Data (tokenizing prelearner, shuffle buffer, batch to device), timed by the
+  algorithm's own ``time/learner_s`` (its increase per ``train()``) after warm-up
+  iterations (the first ``train()`` starts the data actors and materializes the data set).
+  Everything inside ``LearnerGroup.update`` is in it: batches from the Ray Data iterator,
+  the copy to the device, forward, loss, backward, optimizer step, metrics.
+
+``overhead = 1 - raw_time / row_time`` per pair: the share of a DPO step that is not the
+encoder's forward + backward + optimizer step (the issue's target: < 30% on GPU).
+
+Precision: ``auto`` = bf16 autocast on CUDA, fp32 on CPU. The shipped ``DPOTorchLearner`` has
+no autocast (DECISIONS.md 16 asks for it on GPU learners); with bf16 the RLlib row runs a
+benchmark-local subclass that wraps the learner's update in ``torch.autocast`` so all rows
+compare at one precision, and the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from rl_app.algorithms.dpo.dpo_torch_learner import DPOTorchLearner
+from rl_app.bench.policy_throughput import machine_info
+
+__all__ = ["DPOBenchSettings", "Row", "AutocastDPOLearner", "make_policy", "write_pair_file", "measure_shape",
+           "markdown_table", "main"]
+
+RAW = "raw encoder"
+LOSS_ONLY = "DPO loss (no RLlib)"
+RLLIB = "DPO learner (RLlib)"
+BERT_BASE_SHAPE = "bert-base-shape"
+_BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                  intermediate_size=3072, max_position_embeddings=512, pad_token_id=0)
+_WARMUP_STEPS = 2
+_MIN_STEPS = 3
+_LR = 1e-5
+_BETA = 0.1
+_GRAD_CLIP = 1.0  # DPOConfig's default, so the loss-only row clips like the learner
+
+
+@dataclass(frozen=True)
+class DPOBenchSettings:
+    """Shapes, timing and precision of one run.
+
+    Attributes:
+        batch: preference pairs per update.
+        k: candidate rows per state (the observation's ``k_max``).
+        valid: real candidates per state (None = k).
+        state_len, action_len: tokens per state / per candidate (texts fill them).
+        seconds: timed seconds of the raw and loss-only rows (median step; after warm-up).
+        updates: DPO updates per ``train()`` call of the RLlib row.
+        iterations: timed ``train()`` calls (after ``warmup_iterations``).
+        warmup_iterations: untimed ``train()`` calls (data actors start, data set materializes).
+        device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
+        precision: ``auto`` | ``fp32`` | ``bf16``.
+        rllib: also run the RLlib row (needs Ray; the others do not).
+    """
+
+    batch: int = 32
+    k: int = 16
+    valid: Optional[int] = None
+    state_len: int = 256
+    action_len: int = 32
+    seconds: float = 3.0
+    updates: int = 10
+    iterations: int = 3
+    warmup_iterations: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    rllib: bool = True
+
+    @property
+    def n_valid(self) -> int:
+        return self.k if self.valid is None else self.valid
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def resolved_precision(self) -> str:
+        if self.precision == "auto":
+            return "bf16" if self.resolved_device().type == "cuda" else "fp32"
+        return self.precision
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured row. ``ms_per_update`` is the median time of one update of ``batch`` pairs.
+
+    ``overhead`` = 1 - raw ms / this row's ms (None on the raw row); ``updates`` = updates timed.
+    """
+
+    shape: str
+    model: str
+    precision: str
+    ms_per_update: float
+    pairs_per_s: float
+    tokens_per_s: float
+    overhead: Optional[float]
+    updates: int
+
+
+class AutocastDPOLearner(DPOTorchLearner):
+    """``DPOTorchLearner`` with its update under bf16 autocast (benchmark only; see the docstring)."""
+
+    def _uncompiled_update(self, batch, **kwargs):
+        device_type = "cuda" if torch.cuda.is_available() and self._device.type == "cuda" else "cpu"
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+            return super()._uncompiled_update(batch, **kwargs)
+
+
+# ---------------------------------------------------------------------- the model and the data
+def _bert_config(shape: str) -> dict[str, Any]:
+    """Architecture of a shape (weights are random for every shape: no download)."""
+    from rl_app.policy.encoder import MINILM, TINY, _packaged_minilm, tiny_bert_config
+
+    if shape == TINY:
+        return tiny_bert_config()
+    if shape == BERT_BASE_SHAPE:
+        return dict(_BERT_BASE)
+    if shape == MINILM:
+        return json.loads((_packaged_minilm() / "config.json").read_text())
+    raise ValueError(f"unknown shape {shape!r}: use tiny, minilm or {BERT_BASE_SHAPE}")
+
+
+def make_policy(shape: str, state_len: int, action_len: int):
+    """A randomly initialised choice policy of ``shape`` with the MiniLM (uncased) tokenizer."""
+    from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
+    from rl_app.policy.choice_policy import ChoicePolicy
+    from rl_app.policy.encoder import EncoderConfig, build_encoder, load_tokenizer
+
+    label = EncoderConfig(name_or_path=f"{shape}-random" if shape != BERT_BASE_SHAPE else shape)
+    encoder = build_encoder(_bert_config(shape), label, seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ChoiceModel(ChoiceModelConfig(encoder=label), encoder=encoder)
+    return ChoicePolicy(model, load_tokenizer("minilm"), max_state_tokens=state_len, max_action_tokens=action_len)
+
+
+def _word_pool(tokenizer) -> list[str]:
+    # Whole lowercase words of the vocabulary: each one tokenizes to exactly one id, so a
+    # text of n words fills n token positions.
+    return sorted(w for w in tokenizer.get_vocab() if w.isascii() and w.isalpha() and len(w) >= 3)
+
+
+def write_pair_file(directory: Path, tokenizer, s: DPOBenchSettings, n_pairs: int, *, seed: int = 0) -> Path:
+    """``n_pairs`` random preference pairs in ``rl_app.data.pairs.PAIR_SCHEMA`` (one parquet file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rl_app.data.pairs import PAIR_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    words = np.asarray(_word_pool(tokenizer))
+
+    def text(n: int) -> str:
+        return " ".join(rng.choice(words, size=n))
+
+    rows: dict[str, list] = {name: [] for name in PAIR_SCHEMA.names}
+    uniform = float(-np.log(s.n_valid))
+    for i in range(n_pairs):
+        candidates = [text(s.action_len) for _ in range(s.n_valid)]
+        chosen, rejected = rng.choice(s.n_valid, size=2, replace=False)
+        values = dict(pair_id=f"bench/{i}/0", kind="step", episode_id=f"bench/{i}", goal_index=i, split="train",
+                      step=0, source="bench", state=text(s.state_len), candidates=candidates,
+                      candidate_texts=candidates, chosen=int(chosen), rejected=int(rejected),
+                      ref_chosen_logp=uniform, ref_rejected_logp=uniform)
+        for name, value in values.items():
+            rows[name].append(value)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "pairs.parquet"
+    pq.write_table(pa.table({f.name: pa.array(rows[f.name], type=f.type) for f in PAIR_SCHEMA},
+                            schema=PAIR_SCHEMA), path)
+    return path
+
+
+def _tokenized_batch(pair_file: Path, s: DPOBenchSettings, tokenizer_dir: str) -> dict[str, torch.Tensor]:
+    """The first ``batch`` pairs, tokenized as the learner's prelearner does."""
+    import pyarrow.parquet as pq
+
+    from rl_app.env.observation import ObservationEncoder
+
+    table = pq.read_table(pair_file).slice(0, s.batch).to_pydict()
+    encoder = ObservationEncoder(tokenizer_dir, k_max=s.k, max_state_tokens=s.state_len,
+                                 max_action_tokens=s.action_len)
+    obs = encoder.encode_batch(table["state"], table["candidate_texts"])
+    out = {key: torch.as_tensor(np.asarray(obs[key])) for key in ("state_ids", "action_ids", "action_mask")}
+    out.update(chosen=torch.as_tensor(table["chosen"]), rejected=torch.as_tensor(table["rejected"]),
+               ref_chosen_logp=torch.as_tensor(table["ref_chosen_logp"], dtype=torch.float32),
+               ref_rejected_logp=torch.as_tensor(table["ref_rejected_logp"], dtype=torch.float32))
+    lengths = (out["state_ids"] != 0).sum(dim=1)
+    valid_rows = out["action_ids"][out["action_mask"].bool()]
+    if not (lengths == s.state_len).all() or not ((valid_rows != 0).sum(dim=1) == s.action_len).all():
+        raise RuntimeError("the benchmark texts did not fill their token lengths: the workload would be smaller "
+                           "than stated")
+    if valid_rows.shape[0] != s.batch * s.n_valid:
+        raise RuntimeError(f"expected {s.batch * s.n_valid} valid candidates, got {valid_rows.shape[0]}")
+    return out
+
+
+# ---------------------------------------------------------------------- timing
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_step(step: Callable[[], None], seconds: float, device: torch.device) -> tuple[float, int]:
+    """Median seconds per step (robust on a shared CPU) and the number of timed steps."""
+    for _ in range(_WARMUP_STEPS):
+        step()
+    _sync(device)
+    durations: list[float] = []
+    start = time.perf_counter()
+    while len(durations) < _MIN_STEPS or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        durations.append(time.perf_counter() - t0)
+    return statistics.median(durations), len(durations)
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+
+def _raw_step(shape: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str):
+    from rl_app.policy.encoder import EncoderConfig, build_encoder
+
+    encoder = build_encoder(_bert_config(shape), EncoderConfig(name_or_path=shape), seed=1).to(device).train()
+    state = batch["state_ids"].to(device)
+    rows = batch["action_ids"][batch["action_mask"].bool()].to(device)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=_LR)
+
+    def step():
+        with _autocast(device, precision):
+            a = encoder(input_ids=state, attention_mask=torch.ones_like(state)).last_hidden_state
+            b = encoder(input_ids=rows, attention_mask=torch.ones_like(rows)).last_hidden_state
+        loss = a.float().mean() + b.float().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _loss_only_step(policy_dir: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str):
+    from rl_app.algorithms.dpo.loss import dpo_loss
+    from rl_app.policy.checkpoint import load_choice_model
+
+    model = load_choice_model(policy_dir).to(device).train()
+    b = {k: v.to(device) for k, v in batch.items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=_LR)
+
+    def step():
+        with _autocast(device, precision):
+            logits = model(b["state_ids"], b["action_ids"], b["action_mask"]).logits
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        chosen = log_probs.gather(1, b["chosen"].long().unsqueeze(1)).squeeze(1)
+        rejected = log_probs.gather(1, b["rejected"].long().unsqueeze(1)).squeeze(1)
+        loss = dpo_loss(chosen, rejected, b["ref_chosen_logp"], b["ref_rejected_logp"], beta=_BETA).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), _GRAD_CLIP)
+        optimizer.step()
+
+    return step
+
+
+def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettings, device: torch.device,
+                              precision: str) -> tuple[float, int]:
+    """Median over the timed ``train()`` calls of (its ``time/learner_s`` increase) / ``updates``.
+
+    ``time/learner_s`` is the algorithm's cumulative time inside ``LearnerGroup.update``:
+    drawing batches from the Ray Data iterator, moving them to the device, forward, loss,
+    backward, optimizer step and metrics.
+    """
+    import ray
+
+    from rl_app.algorithms.dpo import DPOConfig
+    from rl_app.algorithms.offline import LEARNER_SECONDS
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, num_cpus=max(2, torch.get_num_threads()))
+    config = (DPOConfig()
+              .dataset(paths=[str(pair_dir)], updates_per_iteration=s.updates)
+              .observations(k_max=s.k, max_state_tokens=s.state_len, max_action_tokens=s.action_len)
+              .rl_module(model_config={"init_checkpoint": policy_dir})
+              .dpo(beta=_BETA)
+              .training(lr=_LR, train_batch_size_per_learner=s.batch, grad_clip=_GRAD_CLIP)
+              .learners(num_learners=0, num_gpus_per_learner=1 if device.type == "cuda" else 0)
+              .debugging(seed=0))
+    if precision == "bf16":
+        config.learners(learner_class=AutocastDPOLearner)
+    algo = config.build_algo()
+    try:
+        learner_s = 0.0
+        for _ in range(s.warmup_iterations):
+            learner_s = float(algo.train()[LEARNER_SECONDS])
+        per_update = []
+        for _ in range(s.iterations):
+            total = float(algo.train()[LEARNER_SECONDS])
+            per_update.append((total - learner_s) / s.updates)
+            learner_s = total
+    finally:
+        algo.stop()
+    return statistics.median(per_update), s.iterations * s.updates
+
+
+# ---------------------------------------------------------------------- one shape
+def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = None) -> list[Row]:
+    """Raw encoder, loss-only and (with ``s.rllib``) RLlib rows for one encoder shape."""
+    device, precision = s.resolved_device(), s.resolved_precision()
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        tmp = Path(tmp)
+        policy = make_policy(shape, s.state_len, s.action_len)
+        policy_dir = policy.save_pretrained(tmp / "policy")
+        # Enough pairs for every timed update to see new rows (no epoch restart inside).
+        n_pairs = s.batch * s.updates * (s.warmup_iterations + s.iterations + 1) if s.rllib else s.batch
+        pair_file = write_pair_file(tmp / "pairs", policy.tokenizer, s, n_pairs)
+        batch = _tokenized_batch(pair_file, s, str(Path(policy_dir) / "tokenizer"))
+        del policy
+        tokens = s.batch * (s.state_len + s.n_valid * s.action_len)
+
+        measured: list[tuple[str, str, float, int]] = []
+        raw_s, steps = _median_step(_raw_step(shape, batch, device, precision), s.seconds, device)
+        measured.append((RAW, precision, raw_s, steps))
+        loss_s, steps = _median_step(_loss_only_step(policy_dir, batch, device, precision), s.seconds, device)
+        measured.append((LOSS_ONLY, precision, loss_s, steps))
+        if s.rllib:
+            rllib_s, updates = _rllib_seconds_per_update(pair_file.parent, policy_dir, s, device, precision)
+            label = precision + (" (autocast subclass)" if precision == "bf16" else "")
+            measured.append((RLLIB, label, rllib_s, updates))
+    return [Row(shape, name, prec, seconds * 1e3, s.batch / seconds, tokens / seconds,
+                None if name == RAW else 1.0 - raw_s / seconds, n)
+            for name, prec, seconds, n in measured]
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    head = ["shape", "path", "precision", "ms/update", "pairs/s", "tokens/s", "overhead vs raw", "updates timed"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            r.shape, r.model, r.precision, f"{r.ms_per_update:,.1f}", f"{r.pairs_per_s:,.1f}",
+            f"{r.tokens_per_s:,.0f}", "-" if r.overhead is None else f"{100 * r.overhead:.0f}%", str(r.updates)]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", nargs="+", default=["tiny", "minilm", BERT_BASE_SHAPE],
+                        help=f"tiny | minilm | {BERT_BASE_SHAPE} (all randomly initialised)")
+    parser.add_argument("--batch", type=int, default=32, help="preference pairs per update")
+    parser.add_argument("--k", type=int, default=16, help="candidate rows per state (k_max)")
+    parser.add_argument("--valid", type=int, default=None, help="valid candidates per state (default: k)")
+    parser.add_argument("--state-len", type=int, default=256)
+    parser.add_argument("--action-len", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds of the raw and loss-only rows")
+    parser.add_argument("--updates", type=int, default=10, help="DPO updates per train() call (RLlib row)")
+    parser.add_argument("--iterations", type=int, default=3, help="timed train() calls (RLlib row)")
+    parser.add_argument("--warmup-iterations", type=int, default=1, help="untimed train() calls first")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto = bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--no-rllib", action="store_true", help="skip the RLlib row (no Ray)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's); 1 gives stable figures on a busy small CPU")
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    s = DPOBenchSettings(batch=args.batch, k=args.k, valid=args.valid, state_len=args.state_len,
+                         action_len=args.action_len, seconds=args.seconds, updates=args.updates,
+                         iterations=args.iterations, warmup_iterations=args.warmup_iterations,
+                         device=args.device, precision=args.precision, rllib=not args.no_rllib)
+    if not 2 <= s.n_valid <= s.k:
+        parser.error(f"--valid must be in [2, --k] (a pair needs two candidates), got {s.n_valid}")
+    if min(s.batch, s.updates, s.iterations) < 1 or s.warmup_iterations < 0 or s.state_len < 8 or s.action_len < 4:
+        parser.error("need --batch, --updates, --iterations >= 1, --warmup-iterations >= 0, "
+                     "--state-len >= 8, --action-len >= 4")
+    device, precision = s.resolved_device(), s.resolved_precision()
+    print(f"machine: {machine_info(device, precision)}")
+    print(f"workload: {s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} valid x "
+          f"{s.action_len} tokens; raw/loss rows {s.seconds:g} s each; RLlib row "
+          f"{'off' if not s.rllib else f'{s.warmup_iterations} + {s.iterations} train() x {s.updates} updates'}\n",
+          flush=True)
+    rows: list[Row] = []
+    for shape in args.shapes:
+        rows += measure_shape(shape, s)
+    print(markdown_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine_info(device, precision), "settings": dataclasses.asdict(s),
+                       "rows": [dataclasses.asdict(r) for r in rows]}, f, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

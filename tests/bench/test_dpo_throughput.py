@@ -1,0 +1,71 @@
+"""The DPO throughput benchmark at a tiny size: its pair file fills the stated shapes, and its
+raw / loss-only / RLlib rows are positive and consistent with each other and the workload."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from rl_app.bench import dpo_throughput as bench
+
+pytestmark = pytest.mark.slow
+SMALL = ["--shapes", "tiny", "--batch", "4", "--k", "4", "--valid", "3", "--state-len", "16", "--action-len", "6",
+         "--seconds", "0", "--updates", "2", "--iterations", "2", "--threads", "1"]
+
+
+def test_pair_file_fills_the_stated_token_shapes(tmp_path):
+    s = bench.DPOBenchSettings(batch=3, k=4, valid=3, state_len=16, action_len=6)
+    policy = bench.make_policy("tiny", s.state_len, s.action_len)
+    policy_dir = policy.save_pretrained(tmp_path / "policy")
+    path = bench.write_pair_file(tmp_path / "pairs", policy.tokenizer, s, n_pairs=3)
+    table = pq.read_table(path).to_pydict()
+    assert [len(c) for c in table["candidate_texts"]] == [3, 3, 3]
+    assert all(c != r and 0 <= c < 3 and 0 <= r < 3 for c, r in zip(table["chosen"], table["rejected"]))
+    batch = bench._tokenized_batch(path, s, str(tmp_path / "policy" / "tokenizer"))
+    assert (tmp_path / "policy" / "tokenizer").is_dir() and policy_dir
+    assert batch["state_ids"].shape == (3, 16) and bool((batch["state_ids"] != 0).all())
+    assert batch["action_ids"].shape == (3, 4, 6)
+    assert batch["action_mask"].tolist() == [[1, 1, 1, 0]] * 3
+    assert bool((batch["action_ids"][:, :3] != 0).all()) and bool((batch["action_ids"][:, 3] == 0).all())
+
+
+def test_rows_are_positive_and_consistent(ray_session, capsys):
+    threads = torch.get_num_threads()
+    try:
+        rows = bench.main(SMALL)
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "machine:" in out and "torch" in out and "| shape | path | precision |" in out
+    assert [r.model for r in rows] == [bench.RAW, bench.LOSS_ONLY, bench.RLLIB]
+    raw = rows[0]
+    tokens_per_update = 4 * (16 + 3 * 6)
+    for r in rows:
+        assert r.ms_per_update > 0
+        assert r.updates == 2 * 2 if r.model == bench.RLLIB else r.updates >= 3  # 2 train() x 2 updates
+        assert r.pairs_per_s == pytest.approx(4 * 1000 / r.ms_per_update)
+        assert r.tokens_per_s == pytest.approx(tokens_per_update * 1000 / r.ms_per_update)
+        assert r.precision.startswith("fp32")
+        if r.model == bench.RAW:
+            assert r.overhead is None
+        else:
+            assert r.overhead == pytest.approx(1 - raw.ms_per_update / r.ms_per_update)
+            assert r.overhead < 1
+    for r in rows:
+        assert f"| tiny | {r.model} |" in out
+
+
+def test_bf16_runs_the_autocast_learner_on_cpu(ray_session):
+    s = bench.DPOBenchSettings(batch=2, k=3, valid=2, state_len=12, action_len=5, seconds=0, updates=1,
+                               iterations=1, device="cpu", precision="bf16")
+    rows = bench.measure_shape("tiny", s)
+    assert [r.precision for r in rows] == ["bf16", "bf16", "bf16 (autocast subclass)"]
+    assert all(r.ms_per_update > 0 for r in rows)
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(SystemExit):
+        bench.main(["--shapes", "tiny", "--k", "4", "--valid", "1", "--no-rllib"])
+    with pytest.raises(ValueError, match="unknown shape"):
+        bench._bert_config("gpt2")
