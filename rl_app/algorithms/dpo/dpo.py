@@ -13,24 +13,73 @@ that same frozen IL agent. Its log-probabilities of each pair's chosen and rejec
 are precomputed in the pair file (:mod:`rl_app.data.pairs`), so the learner holds one BERT
 and runs one forward pass per batch; with the policy equal to the reference, the first
 sigmoid loss is exactly ln 2 (tested).
+
+Pairs come at two levels (``config.dpo(pair_level=...)``; ``"auto"``, the default, reads it
+from the pair files' columns):
+
+* ``step`` (Feng & Feng 2024): one state, chosen vs rejected action (:mod:`rl_app.data.pairs`);
+* ``trajectory`` (ETO, Song et al. 2024): expert vs agent trajectory on the same goal
+  (:mod:`rl_app.data.trajectory_pairs`); log pi(traj) = sum_t log pi(a_t | s_t), trajectories
+  padded to ``max_trajectory_steps`` (default: the longest in the data) with a step mask
+  (:mod:`rl_app.algorithms.dpo.trajectory`). ``train_batch_size_per_learner`` counts pairs.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import logging
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional
 
 import numpy as np
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.core.columns import Columns
 
 from rl_app.algorithms.dpo.loss import LOSS_TYPES, DPOLossType
+from rl_app.algorithms.dpo.trajectory import encode_trajectory_pairs
 from rl_app.algorithms.offline import ChoiceOfflinePreLearner, OfflineChoiceAlgorithm, OfflineChoiceConfig
 from rl_app.policy.rl_module import OBS_KEYS
 
-__all__ = ["DPOConfig", "DPO", "DPOPreLearner", "PAIR_COLUMNS"]
+__all__ = ["DPOConfig", "DPO", "DPOPreLearner", "PAIR_COLUMNS", "PairLevel", "PAIR_LEVELS", "pair_level_of"]
+
+logger = logging.getLogger(__name__)
 
 # Train-batch columns beside the observation (flat keys "default_policy/<name>").
 PAIR_COLUMNS = ("chosen", "rejected", "ref_chosen_logp", "ref_rejected_logp")
+PairLevel = Literal["auto", "step", "trajectory"]
+PAIR_LEVELS = ("auto", "step", "trajectory")
+# A column only trajectory pair files have (rl_app.data.trajectory_pairs.TRAJECTORY_PAIR_SCHEMA).
+_TRAJECTORY_MARKER = "chosen_states"
+
+
+def _parquet_files(path: str) -> list[Path]:
+    p = Path(path)
+    if p.is_dir():
+        return sorted(f for f in p.glob("*.parquet") if not f.name.startswith(("_", ".")))
+    return [p] if p.is_file() else []
+
+
+def pair_level_of(path: str) -> Literal["step", "trajectory"]:
+    """``trajectory`` if the parquet data at ``path`` holds trajectory pairs, else ``step``."""
+    import pyarrow.parquet as pq
+
+    files = _parquet_files(path)
+    if not files:
+        raise FileNotFoundError(f"{path}: no parquet files")
+    return "trajectory" if _TRAJECTORY_MARKER in pq.read_schema(files[0]).names else "step"
+
+
+def _longest_trajectory(paths) -> int:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    longest = 0
+    for path in paths:
+        for f in _parquet_files(path):
+            table = pq.read_table(f, columns=["chosen_num_steps", "rejected_num_steps"])
+            for column in table.columns:
+                if len(column):
+                    longest = max(longest, int(pc.max(column).as_py()))
+    return longest
 
 
 class DPOConfig(OfflineChoiceConfig):
@@ -41,19 +90,27 @@ class DPOConfig(OfflineChoiceConfig):
         self.beta = 0.1
         self.loss_type: DPOLossType = "sigmoid"
         self.label_smoothing = 0.0
+        self.pair_level: PairLevel = "auto"
+        self.max_trajectory_steps: Optional[int] = None
         self.lr = 1e-5
         self.grad_clip = 1.0
         self.prelearner_class = DPOPreLearner
 
     def dpo(self, *, beta: float = NotProvided, loss_type: DPOLossType = NotProvided,
-            label_smoothing: float = NotProvided) -> "DPOConfig":
-        """The preference loss.
+            label_smoothing: float = NotProvided, pair_level: PairLevel = NotProvided,
+            max_trajectory_steps: Optional[int] = NotProvided) -> "DPOConfig":
+        """The preference loss and the kind of pairs it reads.
 
         Args:
             beta: inverse temperature of the implicit reward ``beta * log(pi / pi_ref)``.
             loss_type: ``sigmoid`` (the paper), ``ipo``, ``hinge`` or ``robust``
                 (:func:`~rl_app.algorithms.dpo.loss.dpo_loss` gives the formulas).
             label_smoothing: assumed preference-label noise (cDPO / robust DPO), in [0, 0.5).
+            pair_level: ``step`` (rl_app.data.pairs), ``trajectory`` (rl_app.data.trajectory_pairs)
+                or ``auto`` (default: from the pair files' columns). An explicit level must
+                match the data.
+            max_trajectory_steps: T, the steps each trajectory is padded to (trajectory
+                pairs only); None (default) = the longest trajectory in the data.
         """
         if beta is not NotProvided:
             self.beta = float(beta)
@@ -61,7 +118,36 @@ class DPOConfig(OfflineChoiceConfig):
             self.loss_type = loss_type
         if label_smoothing is not NotProvided:
             self.label_smoothing = float(label_smoothing)
+        if pair_level is not NotProvided:
+            self.pair_level = pair_level
+        if max_trajectory_steps is not NotProvided:
+            self.max_trajectory_steps = None if max_trajectory_steps is None else int(max_trajectory_steps)
         return self
+
+    def data_pair_level(self) -> Literal["step", "trajectory"]:
+        """The level of the pair files in ``input_`` (they must all agree)."""
+        local = [p for p in self.input_ or [] if "://" not in str(p)]
+        if len(local) != len(self.input_ or []):
+            if self.pair_level == "auto":
+                raise ValueError("pair_level='auto' reads the pair files, which are not local: set "
+                                 "config.dpo(pair_level='step' or 'trajectory')")
+            return self.pair_level
+        levels = {p: pair_level_of(p) for p in local}
+        if len(set(levels.values())) > 1:
+            raise ValueError(f"the data mixes step and trajectory pairs ({levels}): train on one kind at a time")
+        return next(iter(levels.values()))
+
+    def resolved_pair_level(self) -> Literal["step", "trajectory"]:
+        """``pair_level``, with ``auto`` read from the data."""
+        return self.data_pair_level() if self.pair_level == "auto" else self.pair_level
+
+    def trajectory_steps(self) -> int:
+        """T: ``max_trajectory_steps``, or the longest trajectory in the (local) data."""
+        if self.max_trajectory_steps is not None:
+            return self.max_trajectory_steps
+        if any("://" in str(p) for p in self.input_ or []):
+            raise ValueError("remote trajectory pairs: set config.dpo(max_trajectory_steps=...) explicitly")
+        return _longest_trajectory(self.input_ or [])
 
     def get_default_learner_class(self):
         from rl_app.algorithms.dpo.dpo_torch_learner import DPOTorchLearner
@@ -82,12 +168,64 @@ class DPOConfig(OfflineChoiceConfig):
         if not model_config.get("init_checkpoint"):
             self._value_error("DPO starts from the reference (IL) policy: set "
                               "config.rl_module(model_config={..., 'init_checkpoint': <IL policy dir>})")
+        else:
+            self._warn_on_other_reference(str(model_config["init_checkpoint"]))
+        self._validate_pair_level()
+
+    def _validate_pair_level(self) -> None:
+        if self.pair_level not in PAIR_LEVELS:
+            self._value_error(f"unknown pair_level {self.pair_level!r}: config.dpo(pair_level=one of {PAIR_LEVELS})")
+            return
+        try:
+            data_level = self.data_pair_level()
+        except (ValueError, FileNotFoundError) as e:
+            self._value_error(str(e))
+            return
+        if self.pair_level != "auto" and data_level != self.pair_level:
+            self._value_error(f"config.dpo(pair_level={self.pair_level!r}) but the data {self.input_} holds "
+                              f"{data_level}-level pairs: set pair_level={data_level!r} or 'auto'")
+        if data_level == "trajectory" and self.max_trajectory_steps is not None:
+            if self.max_trajectory_steps < 1:
+                self._value_error(f"max_trajectory_steps must be >= 1 (or None), got {self.max_trajectory_steps}")
+            longest = _longest_trajectory([p for p in self.input_ if "://" not in str(p)])
+            if longest > self.max_trajectory_steps:
+                self._value_error(f"the data has a {longest}-step trajectory but max_trajectory_steps="
+                                  f"{self.max_trajectory_steps}: set config.dpo(max_trajectory_steps>={longest}) or "
+                                  "None, or rebuild the pairs with --max-steps")
+
+    def _warn_on_other_reference(self, init_checkpoint: str) -> None:
+        # The stored pi_ref log-probs are only the reference's if the policy starts from it
+        # (then the first sigmoid loss is ln 2); a different start is allowed but unusual.
+        import json
+
+        for path in self.input_ or []:
+            summary = Path(path) / "_summary.json"
+            if "://" in str(path) or not summary.is_file():
+                continue
+            reference = json.loads(summary.read_text()).get("reference")
+            if reference and Path(reference).expanduser().resolve() != Path(init_checkpoint).expanduser().resolve():
+                logger.warning("pairs at %s were scored by reference %s, but the policy starts from %s: "
+                               "the DPO log-ratios are then not relative to the starting policy",
+                               path, reference, init_checkpoint)
 
 
 class DPOPreLearner(ChoiceOfflinePreLearner):
-    """Pair rows (rl_app.data.pairs) -> observation + chosen/rejected indices + pi_ref log-probs."""
+    """Pair rows -> the DPO train batch.
+
+    Step pairs (rl_app.data.pairs): observation + chosen/rejected indices + pi_ref log-probs.
+    Trajectory pairs (rl_app.data.trajectory_pairs): both trajectories padded to T steps,
+    with step actions and a step mask (:func:`~rl_app.algorithms.dpo.trajectory.encode_trajectory_pairs`).
+    """
+
+    def __init__(self, *, config: "DPOConfig", **kwargs: Any) -> None:
+        super().__init__(config=config, **kwargs)
+        self.pair_level = config.resolved_pair_level()
+        # T is fixed once per run (not per batch): every batch RLlib stacks must have one shape.
+        self.max_steps = config.trajectory_steps() if self.pair_level == "trajectory" else None
 
     def module_batch(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        if self.pair_level == "trajectory":
+            return encode_trajectory_pairs(batch, encoder=self.encoder, max_steps=self.max_steps)
         missing = [c for c in ("state", "candidate_texts") + PAIR_COLUMNS if c not in batch]
         if missing:
             raise ValueError(f"not a preference-pair batch: missing columns {missing} "

@@ -4,6 +4,14 @@
     python -m rl_app.algorithms.dpo.train --data runs/pairs_demo --init-checkpoint runs/il/policy \\
         --iterations 30 --out runs/dpo_demo
 
+Trajectory-level pairs (ETO: expert vs agent trajectory on a goal) train the same way; the
+level is read from the pair files (``--pair-level auto``) and ``--batch-size`` counts pairs:
+
+    python -m rl_app.data.trajectory_pairs --expert runs/demos --agent runs/rollouts \\
+        --reference runs/il/policy --out runs/pairs_eto
+    python -m rl_app.algorithms.dpo.train --data runs/pairs_eto --init-checkpoint runs/il/policy \\
+        --iterations 30 --out runs/dpo_eto
+
 Outputs and evaluation: :mod:`rl_app.algorithms.cli`. "3,000 steps" in the paper are 3,000
 gradient updates (``--iterations x --updates-per-iteration``); the batch size is stated
 in ``eval.json``.
@@ -29,7 +37,8 @@ def build_config(args: argparse.Namespace):
               .observations(k_max=args.k_max, max_state_tokens=args.max_state_tokens,
                             max_action_tokens=args.max_action_tokens)
               .rl_module(model_config={"init_checkpoint": str(Path(args.init_checkpoint).absolute())})
-              .dpo(beta=args.beta, loss_type=args.loss_type, label_smoothing=args.label_smoothing)
+              .dpo(beta=args.beta, loss_type=args.loss_type, label_smoothing=args.label_smoothing,
+                   pair_level=args.pair_level, max_trajectory_steps=args.max_trajectory_steps)
               .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner)
               .debugging(seed=args.seed))
     config.training(train_batch_size_per_learner=args.batch_size)
@@ -48,12 +57,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--loss-type", choices=["sigmoid", "ipo", "hinge", "robust"], default="sigmoid")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--pair-level", choices=["auto", "step", "trajectory"], default="auto",
+                    help="step pairs (rl_app.data.pairs) or trajectory pairs (rl_app.data.trajectory_pairs); "
+                         "auto: from the data's columns")
+    ap.add_argument("--max-trajectory-steps", type=int, default=None,
+                    help="trajectory pairs: steps each trajectory is padded to (default: the data's longest)")
     args = ap.parse_args(argv)
     if args.iterations < 1:
         ap.error("--iterations must be >= 1")
-    return run(build_config(args), args, name="dpo", metric_keys=(DPO_LOSS, REWARDS_MARGINS, REWARDS_ACCURACIES),
+    config = build_config(args)
+    return run(config, args, name="dpo", metric_keys=(DPO_LOSS, REWARDS_MARGINS, REWARDS_ACCURACIES),
                extra_summary={"init_checkpoint": args.init_checkpoint, "beta": args.beta,
-                              "loss_type": args.loss_type, "label_smoothing": args.label_smoothing})
+                              "loss_type": args.loss_type, "label_smoothing": args.label_smoothing,
+                              "pair_level": config.resolved_pair_level()})
 
 
 if __name__ == "__main__":
