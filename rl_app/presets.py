@@ -22,7 +22,7 @@ __all__ = ["PRESET_DIR", "PRESETS", "Preset", "load_preset"]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "tune_configs"
 PRESETS = ("ci", "smoke", "default", "paper", "gpu10")
-SECTIONS = ("shop", "env", "model", "demos", "il", "dpo", "ppo", "eval", "tune")
+SECTIONS = ("shop", "env", "model", "demos", "il", "generated", "pairs", "dpo", "ppo", "eval", "tune")
 
 
 @dataclasses.dataclass(frozen=True)

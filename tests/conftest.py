@@ -46,7 +46,9 @@ def ray_session():
     ray = pytest.importorskip("ray")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+        # address="local": never attach to a cluster a `ray start` left on this machine
+        ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True,
+                 log_to_driver=False)
     yield ray
     if started:
         ray.shutdown()

@@ -31,6 +31,8 @@ def build_config(args: argparse.Namespace):
     model_config: dict[str, Any] = {"encoder": args.encoder}
     if args.init_checkpoint:
         model_config = {"init_checkpoint": str(Path(args.init_checkpoint).absolute())}
+    if args.dropout is not None:
+        model_config["dropout"] = args.dropout
     lr = args.lr if args.lr is not None else (TINY_LR if args.encoder == "tiny" else PRETRAINED_LR)
     return (ILConfig()
             .dataset(paths=args.data, updates_per_iteration=args.updates_per_iteration)
@@ -50,6 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_common_args(ap)
     ap.add_argument("--encoder", default="minilm", help="minilm (default), tiny, or a BERT name/path")
     ap.add_argument("--init-checkpoint", default=None, help="start from a saved policy (overrides --encoder)")
+    ap.add_argument("--dropout", type=float, default=None, help="encoder dropout (default: the module's, 0.0)")
     args = ap.parse_args(argv)
     if args.iterations < 1:
         ap.error("--iterations must be >= 1")

@@ -1,0 +1,210 @@
+"""Shared preparation of an experiment, done once and charged to no trial (DECISIONS.md 8).
+
+Stages, each skipped when its output exists (so an interrupted or repeated experiment reuses
+them): demonstrations on train goals -> the IL checkpoint (also evaluated: the start point
+of every curve) -> generated trajectories of the IL agent (reward filter, loop pruning,
+attempt cap) -> step-level preference pairs against the IL reference, for demonstrations,
+generated trajectories and the demonstration subsets ``data_efficiency`` needs.
+
+Everything lands in one directory keyed by the preset's stage settings (``prep-<hash>``),
+with ``prepared.json`` recording each stage's wall seconds, counts and paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from rl_app.presets import Preset
+
+__all__ = ["Prepared", "prepare", "prep_key", "subset_pairs"]
+
+PREPARED_FILE = "prepared.json"
+# Preset sections the prepared data depend on (not dpo/ppo/tune: those are per trial).
+_PREP_SECTIONS = ("shop", "env", "model", "demos", "il", "generated", "pairs")
+_ENV_TEXT_KEYS = ("max_steps", "k_max", "num_prev_actions")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Paths and facts every trial needs."""
+
+    root: str
+    shop: dict[str, Any]            # ShopConfig dict (absolute data_dir)
+    env: dict[str, Any]             # flat WebShopEnv config (shop + env sections)
+    il_policy: str                  # the IL agent: every trial's start and DPO's reference
+    il_eval: dict[str, Any]         # its evaluation (eval/score, eval/success_rate, goals, split)
+    pairs: dict[str, str]           # pair set name -> directory ("demos", "generated", "demos_n100")
+    stages: dict[str, dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def load(cls, root: str | os.PathLike) -> "Prepared":
+        return cls(**json.loads((Path(root) / PREPARED_FILE).read_text()))
+
+
+def prep_key(preset: Preset, *, eval_split: str, eval_goals: int, eval_greedy: bool = True) -> str:
+    """A short hash of everything the prepared data depend on."""
+    payload = {name: preset.section(name) for name in _PREP_SECTIONS}
+    payload["eval"] = [eval_split, eval_goals, eval_greedy]
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:10]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _stage(stages: dict, name: str, done: Callable[[], bool], make: Callable[[], dict[str, Any]],
+           log: Callable[[str], None]) -> None:
+    if done() and name in stages:
+        log(f"prepare: {name} exists, reused")
+        return
+    log(f"prepare: {name} ...")
+    start = time.perf_counter()
+    facts = make()
+    stages[name] = {**facts, "wall_s": round(time.perf_counter() - start, 2)}
+    log(f"prepare: {name} done in {stages[name]['wall_s']:.1f} s")
+
+
+def subset_pairs(pairs_dir: str | os.PathLike, out: str | os.PathLike, n_episodes: int) -> dict[str, Any]:
+    """The pairs of the first ``n_episodes`` trajectories (sorted episode ids) of a pair set,
+    written atomically with its own ``_summary.json``."""
+    import pyarrow.parquet as pq
+
+    from rl_app.data.pairs import SUMMARY_FILE, _frame_to_table, read_pairs
+
+    frame = read_pairs(pairs_dir)
+    episodes = frame["pair_id"].str.rsplit("/", n=2).str[0]
+    keep = sorted(episodes.unique())[:n_episodes]
+    subset = frame[episodes.isin(set(keep))].reset_index(drop=True)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    pq.write_table(_frame_to_table(subset), tmp / "pairs.parquet")
+    summary = json.loads((Path(pairs_dir) / SUMMARY_FILE).read_text())
+    summary.update({"pairs": len(subset), "episodes": len(keep), "subset_of": str(pairs_dir)})
+    (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return {"episodes": len(keep), "pairs": len(subset)}
+
+
+def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_goals: int, eval_greedy: bool = True,
+            data_sizes: Sequence[int] = (), num_workers: int = 2,
+            log: Optional[Callable[[str], None]] = print) -> Prepared:
+    """Make (or reuse) everything the trials share, under ``root``; Ray must be running."""
+    from rl_app.algorithms.il.train import main as il_main
+    from rl_app.data.demos import generate_demonstrations
+    from rl_app.data.generated import generate_trajectories
+    from rl_app.data.pairs import build_step_pairs
+    from rl_app.experiments.trainable import evaluate_checkpoint
+
+    log = log or (lambda _msg: None)
+    root = Path(root).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    stages: dict[str, dict[str, Any]] = {}
+    if (root / PREPARED_FILE).is_file():
+        stages = dict(json.loads((root / PREPARED_FILE).read_text()).get("stages", {}))
+
+    env = preset.env_config()
+    shop = preset.shop_config()
+    if shop.get("catalogue") == "webshop":
+        from rl_app.env.catalogue import resolve_webshop_data_dir
+
+        shop["data_dir"] = env["data_dir"] = str(resolve_webshop_data_dir(shop.get("data_dir")))
+    text_env = {k: env[k] for k in _ENV_TEXT_KEYS if k in env}
+    model, demos_cfg, il_cfg = preset.section("model"), preset.section("demos"), preset.section("il")
+    gen_cfg, pair_cfg = preset.section("generated"), preset.section("pairs")
+    tokens = ["--k-max", str(env.get("k_max", 64)), "--max-state-tokens", str(env.get("max_state_tokens", 512)),
+              "--max-action-tokens", str(env.get("max_action_tokens", 32))]
+    demos, il, generated = root / "demos", root / "il", root / "generated"
+
+    def save() -> None:
+        _write_json(root / PREPARED_FILE, {"root": str(root), "stages": stages})
+
+    def make_demos() -> dict[str, Any]:
+        summary = generate_demonstrations(shop, num_goals=demos_cfg.get("num_goals"), seed=demos_cfg.get("seed", 0),
+                                          num_workers=num_workers, out=demos, env_config=text_env,
+                                          overwrite=True, progress=False)
+        return {"episodes": summary.episodes_written, "steps": summary.rows_written,
+                "success_rate": summary.stats.success_rate, "path": str(demos)}
+
+    _stage(stages, "demos", lambda: (demos / "_summary.json").is_file(), make_demos, log)
+    save()
+
+    def make_il() -> dict[str, Any]:
+        argv = ["--data", str(demos), "--out", str(il), "--encoder", str(model.get("encoder", "minilm")),
+                "--iterations", str(il_cfg.get("iterations", 20)), "--batch-size", str(il_cfg.get("batch_size", 32)),
+                "--updates-per-iteration", str(il_cfg.get("updates_per_iteration", 10)),
+                "--seed", str(il_cfg.get("seed", 0)), "--eval-goals", "0", *tokens]
+        if "lr" in il_cfg:
+            argv += ["--lr", str(il_cfg["lr"])]
+        if "dropout" in model:
+            argv += ["--dropout", str(model["dropout"])]
+        if il_main(argv) != 0:
+            raise RuntimeError("IL training failed")
+        summary = json.loads((il / "eval.json").read_text())
+        # the start point of every curve: evaluated exactly as the trials evaluate
+        start = evaluate_checkpoint(il / "policy", shop=shop, env=env, split=eval_split, n_goals=eval_goals,
+                                    greedy=eval_greedy, seed=0, label="il", out=il / "eval_start")
+        return {"policy": str(il / "policy"), "gradient_updates": summary["gradient_updates"],
+                "learner_s": summary["learner_s"], "eval": start}
+
+    _stage(stages, "il", lambda: (il / "eval.json").is_file(), make_il, log)
+    save()
+
+    def make_generated() -> dict[str, Any]:
+        summary = generate_trajectories(il / "policy", shop, generated,
+                                        num_episodes=int(gen_cfg.get("num_episodes", 100)),
+                                        max_attempts=int(gen_cfg.get("max_attempts", 2000)),
+                                        min_reward=float(gen_cfg.get("min_reward", 1.0)),
+                                        env_config={**text_env, "split": "train"}, seed=int(gen_cfg.get("seed", 0)),
+                                        num_workers=num_workers, progress=False)
+        log(f"prepare: generated {summary.line()}")
+        return {**dataclasses.asdict(summary), "yield": summary.yield_rate, "path": str(generated)}
+
+    _stage(stages, "generated", lambda: (generated / "_summary.json").is_file(), make_generated, log)
+    save()
+
+    pairs: dict[str, str] = {}
+    sources = {"demos": demos}
+    if stages["generated"].get("kept", 0) > 0:
+        sources["generated"] = generated
+    else:
+        log("prepare: no generated trajectory passed the reward filter; DPO on generated trajectories is skipped")
+    for name, source in sources.items():
+        out = root / f"pairs_{name}"
+
+        def make_pairs(source=source, out=out) -> dict[str, Any]:
+            summary = build_step_pairs(source, il / "policy", out, num_rejected=int(pair_cfg.get("num_rejected", 1)),
+                                       seed=int(pair_cfg.get("seed", 0)), use_ray=True, overwrite=True)
+            return {**dataclasses.asdict(summary), "path": str(out)}
+
+        _stage(stages, f"pairs_{name}", lambda out=out: (out / "_summary.json").is_file(), make_pairs, log)
+        pairs[name] = str(out)
+        save()
+    for n in data_sizes:
+        out = root / f"pairs_demos_n{n}"
+        _stage(stages, f"pairs_demos_n{n}", lambda out=out: (out / "_summary.json").is_file(),
+               lambda n=n, out=out: {**subset_pairs(root / "pairs_demos", out, n), "path": str(out)}, log)
+        pairs[f"demos_n{n}"] = str(out)
+        save()
+
+    prepared = Prepared(root=str(root), shop=shop, env=env, il_policy=str(il / "policy"),
+                        il_eval={**stages["il"].get("eval", {}), "split": eval_split},
+                        pairs=pairs, stages=stages)
+    _write_json(root / PREPARED_FILE, prepared.to_dict())
+    return prepared
