@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
 # A two-node Ray cluster on one machine: a head and a second "node" with its own resources,
-# for trying multi-node placement (env runners, demo tasks) without a real cluster.
+# for trying multi-node placement (env runners on both nodes, job submission) without a
+# real cluster. Tested in CI (tests/experiments/test_tune_cluster.py).
 #
-#   bash cluster/local_two_node.sh start   # head on 127.0.0.1:6380 (dashboard 8266), worker node
-#   RAY_ADDRESS=127.0.0.1:6380 python -m rl_app.data.demos --num-workers 2 ...
+#   bash cluster/local_two_node.sh start
+#   RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8266 --working-dir . -- \
+#       python -m rl_app.tune dpo_vs_ppo --preset smoke --cpus-per-trial 3 --placement-strategy SPREAD \
+#       --out "$PWD/results"
 #   bash cluster/local_two_node.sh stop
 #
-# Ray 2.60 turns on token authentication; RAY_AUTH_MODE=token is exported so that job
-# submission (`ray job submit`) to this head works.
+# Ray 2.60 turns on token authentication: RAY_AUTH_MODE=token is exported here and must be
+# set for `ray job submit` too. The nodes keep their files under RL_APP_RAY_TMPDIR (default
+# /tmp/rl_app_2node), and `stop` stops only the processes started from there, never another
+# Ray running on the machine (`ray stop` would stop them all). Each node has its own temp dir
+# below it: nodes sharing one would share a session directory, and one node's runtime-env
+# agent would delete the job's working_dir files the other node unpacked.
 set -euo pipefail
 PORT=${RL_APP_HEAD_PORT:-6380}
 DASH=${RL_APP_DASHBOARD_PORT:-8266}
-HEAD_CPUS=${RL_APP_HEAD_CPUS:-1}
-WORKER_CPUS=${RL_APP_WORKER_CPUS:-1}
+HEAD_CPUS=${RL_APP_HEAD_CPUS:-2}
+WORKER_CPUS=${RL_APP_WORKER_CPUS:-2}
+# Each node's dashboard agent needs its own HTTP port (Ray's default, 52365, is taken by the
+# first Ray on a machine; job submission needs the head's agent).
+HEAD_AGENT_PORT=${RL_APP_HEAD_AGENT_PORT:-52381}
+WORKER_AGENT_PORT=${RL_APP_WORKER_AGENT_PORT:-52382}
+export RAY_TMPDIR=${RL_APP_RAY_TMPDIR:-/tmp/rl_app_2node}
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
+RAY=${RAY:-ray}
 case "${1:-}" in
   start)
-    ray start --head --node-ip-address=127.0.0.1 --port="$PORT" --dashboard-port="$DASH" \
-      --num-cpus="$HEAD_CPUS" --resources='{"node_head": 1}' --disable-usage-stats
-    ray start --address="127.0.0.1:$PORT" --node-ip-address=127.0.0.1 \
-      --num-cpus="$WORKER_CPUS" --resources='{"node_worker": 1}' --disable-usage-stats
-    ray status --address="127.0.0.1:$PORT"
+    mkdir -p "$RAY_TMPDIR"
+    "$RAY" start --head --node-ip-address=127.0.0.1 --port="$PORT" --dashboard-host=127.0.0.1 \
+      --temp-dir="$RAY_TMPDIR/head" --dashboard-port="$DASH" --dashboard-agent-listen-port="$HEAD_AGENT_PORT" \
+      --num-cpus="$HEAD_CPUS" \
+      --resources='{"node_head": 1}' --disable-usage-stats
+    "$RAY" start --address="127.0.0.1:$PORT" --node-ip-address=127.0.0.1 \
+      --temp-dir="$RAY_TMPDIR/worker" --dashboard-agent-listen-port="$WORKER_AGENT_PORT" --num-cpus="$WORKER_CPUS" --resources='{"node_worker": 1}' --disable-usage-stats
+    "$RAY" status --address="127.0.0.1:$PORT"
+    echo "dashboard / job submission: http://127.0.0.1:$DASH"
     ;;
   stop)
-    ray stop --force
+    # every process of this cluster carries its temp dir on its command line
+    pkill -TERM -f -- "$RAY_TMPDIR/" || true
+    sleep 2
+    pkill -KILL -f -- "$RAY_TMPDIR/" || true
     ;;
   *)
     echo "usage: $0 start|stop" >&2

@@ -15,7 +15,8 @@ def _trial(root, name, label, seed, points, *, done=True, algorithm="dpo"):
     """A Tune trial dir: params.json + result.json with evaluations at (train_s, score, success)."""
     d = root / name
     d.mkdir()
-    (d / "params.json").write_text(json.dumps({"arm": {"label": label, "algorithm": algorithm}, "seed": seed}))
+    (d / "params.json").write_text(json.dumps({"arm": label, "arms": {label: {"label": label, "algorithm": algorithm}},
+                                               "seed": seed}))
     rows = []
     for i, (train_s, score, success) in enumerate(points):
         rows.append({"iteration": 2 * i + 1, "time/train_s": train_s - 1, "time/learner_s": 0.5 * train_s - 1,
@@ -38,7 +39,7 @@ def test_report_tables_and_plots(tmp_path):
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "experiment.json").write_text(json.dumps({
-        "experiment": "dpo_vs_ppo", "preset": "ci", "machine": "test box",
+        "experiment": "dpo_vs_ppo", "preset": "ci", "machine": "machine: test box",
         "settings": {"budget_s": 20, "cpus_per_trial": 2, "gpus_per_trial": 0, "eval_split": "test", "eval_goals": 8,
                      "eval_greedy": True},
         "prepared": {"il_eval": {"eval/score": 40.0, "eval/success_rate": 0.1},
