@@ -234,7 +234,10 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
         attempts=sum(v["attempts"] for v in done), kept=kept_so_far(),
         steps_before_pruning=sum(v["before"] for v in done), steps_after_pruning=sum(v["after"] for v in done),
         min_reward=min_reward, checkpoint=checkpoint, seed=seed)
-    _write_json(out / SUMMARY_FILE, asdict(summary) | {"yield": summary.yield_rate})
+    # the shop the episodes were played in, as demonstrations record it (pairs and evaluation read it)
+    shop_config = asdict(loaded.config)
+    _write_json(out / SUMMARY_FILE, asdict(summary) | {"yield": summary.yield_rate, "shop_config": shop_config,
+                                                       "env_config": env_config})
     return summary
 
 

@@ -73,6 +73,7 @@ def test_generation_keeps_by_reward_caps_attempts_and_resumes(tiny_reference, tm
     assert set(read_trajectories(tmp_path / "fresh")["episode_id"]) == set(frame2["episode_id"])
     summary = json.loads((out / "_summary.json").read_text())
     assert summary["kept"] == 6 and summary["yield"] == 1.0
+    assert summary["shop_config"]["catalogue"] == SHOP["catalogue"]  # pairs and evaluation read the shop here
 
 
 def test_impossible_filter_stops_at_the_attempt_cap(tiny_reference, tmp_path):
