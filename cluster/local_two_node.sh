@@ -36,6 +36,10 @@ case "${1:-}" in
       --resources='{"node_head": 1}' --disable-usage-stats
     "$RAY" start --address="127.0.0.1:$PORT" --node-ip-address=127.0.0.1 \
       --temp-dir="$RAY_TMPDIR/worker" --dashboard-agent-listen-port="$WORKER_AGENT_PORT" --num-cpus="$WORKER_CPUS" --resources='{"node_worker": 1}' --disable-usage-stats
+    for _ in $(seq 60); do  # until the second node has registered with the head
+      "$RAY" status --address="127.0.0.1:$PORT" 2>/dev/null | grep -q node_worker && break
+      sleep 1
+    done
     "$RAY" status --address="127.0.0.1:$PORT"
     echo "dashboard / job submission: http://127.0.0.1:$DASH"
     ;;
