@@ -80,3 +80,14 @@ def test_bad_directories(tmp_path):
         write_report(tmp_path / "missing")
     with pytest.raises(ValueError, match="no Tune trials"):
         write_report(tmp_path)
+
+
+def test_analyze_command(tmp_path, capsys):
+    from rl_app.tune import main
+
+    exp = tmp_path / "partial"
+    exp.mkdir()
+    _trial(exp, "ppo_seed0", "ppo", 0, [(5.0, 30.0, 0.0)], done=False, algorithm="ppo")  # mid-run, no metadata
+    assert main(["analyze", str(exp)]) == 0
+    out = capsys.readouterr().out
+    assert "| ppo | 1 (0) | 30.0 | 0.0 |" in out and (exp / "report.md").is_file()
