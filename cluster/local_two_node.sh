@@ -44,10 +44,23 @@ case "${1:-}" in
     echo "dashboard / job submission: http://127.0.0.1:$DASH"
     ;;
   stop)
-    # every process of this cluster carries its temp dir on its command line
-    pkill -TERM -f -- "$RAY_TMPDIR/" || true
+    target=$RAY_TMPDIR
+    unset RAY_TMPDIR  # so that the helpers below do not match themselves
+    # this cluster's processes: its temp dir on their command line, or in their environment
+    # (Ray renames some processes, e.g. "ray::DashboardAgent", which hides the command line)
+    ours() {
+      for f in /proc/[0-9]*/environ; do
+        pid=${f#/proc/}; pid=${pid%/environ}
+        [ "$pid" = "$$" ] && continue
+        if tr '\0' '\n' < "$f" 2>/dev/null | grep -qxF "RAY_TMPDIR=$target" \
+           || tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$target/"; then
+          echo "$pid"
+        fi
+      done
+    }
+    ours 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true
     sleep 2
-    pkill -KILL -f -- "$RAY_TMPDIR/" || true
+    ours 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     ;;
   *)
     echo "usage: $0 start|stop" >&2

@@ -42,12 +42,15 @@ def _env(ray_tmp: Path) -> dict[str, str]:
 
 
 def _kill_processes_under(path: Path) -> None:
-    """Kill what a killed driver left behind: every process with ``path`` on its command line."""
+    """Kill what a killed driver left behind: every process with ``path`` on its command line
+    or as its RAY_TMPDIR (Ray renames some processes, hiding the command line)."""
+    marker = f"RAY_TMPDIR={path}".encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            if str(path).encode() in (proc / "cmdline").read_bytes():
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            if str(path).encode() in (proc / "cmdline").read_bytes() or marker in environ:
                 os.kill(int(proc.name), signal.SIGKILL)
         except (OSError, ProcessLookupError):
             continue
