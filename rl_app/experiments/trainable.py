@@ -32,7 +32,7 @@ EVAL_SECONDS = "time/eval_s"
 STATE_FILE = "trial_state.json"
 ALGO_DIR = "algorithm"
 # Learner metrics copied into the trial's reports, when present.
-_DPO_KEYS = ("losses/dpo", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected")
+_DPO_KEYS = ("losses/dpo", "losses/nll", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected")
 _PPO_KEYS = ("policy_loss", "vf_loss", "entropy", "mean_kl_loss")
 
 
@@ -59,7 +59,8 @@ def build_algorithm_config(trial: Mapping[str, Any]):
                                 max_action_tokens=int(env.get("max_action_tokens", 32)))
                   .rl_module(model_config={"init_checkpoint": prepared["il_policy"]})
                   .dpo(beta=float(dpo.get("beta", 0.1)), loss_type=dpo.get("loss_type", "sigmoid"),
-                       label_smoothing=float(dpo.get("label_smoothing", 0.0)))
+                       label_smoothing=float(dpo.get("label_smoothing", 0.0)),
+                       nll_coeff=float(dpo.get("nll_coeff", 0.0)))
                   .training(train_batch_size_per_learner=int(dpo.get("batch_size", 32)))
                   # the learner runs in the trial process, on the trial's GPU when it has one
                   .learners(num_learners=0, num_gpus_per_learner=gpus)
@@ -159,10 +160,13 @@ def _iteration_metrics(result: Mapping[str, Any], algorithm: str) -> dict[str, A
 
 
 def flat_trial(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Tune's grid gives ``{"arm": {label, algorithm, data, overrides}, "seed": ..., ...}``;
-    the trial reads the arm's keys at the top level."""
+    """Tune's config ``{"arm": label, "arms": {label: TrialSpec dict}, "prepared_root": ...,
+    "seed": ..., ...}`` -> the trial's settings at the top level, with the prepared data."""
+    from rl_app.experiments.prepare import Prepared
+
     trial = dict(config)
-    trial.update(trial.pop("arm", {}))
+    trial.update(trial.pop("arms")[trial.pop("arm")])
+    trial["prepared"] = Prepared.load(trial.pop("prepared_root")).to_dict()
     return trial
 
 

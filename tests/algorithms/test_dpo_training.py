@@ -114,3 +114,37 @@ def test_dpo_starts_at_the_reference_and_raises_margins(ray_session, pair_dir, r
         assert restored.probs(state, texts) == pytest.approx(trained.probs(state, texts), abs=1e-6)
     p_trained, p_ref = np.mean(named, axis=0)
     assert p_trained > p_ref + 0.15, named
+
+
+def test_nll_term_anchors_the_chosen_actions(pair_dir, reference):
+    """RPO's L = L_DPO + alpha * NLL(chosen): at pi == pi_ref the logged NLL is the mean
+    -log pi_ref(chosen) of the batch, and with alpha > 0 training raises log pi(chosen) more
+    than plain DPO does from the same start."""
+    from ray.rllib.core.learner.training_data import TrainingData
+    from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+    from rl_app.algorithms.dpo import DPOPreLearner
+    from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, LOGPS_CHOSEN, NLL_LOSS
+
+    directory, pairs = pair_dir
+    rows = {c: pairs[c].to_numpy() for c in pairs.columns}
+    chosen_logps = {}
+    for alpha in (0.0, 1.0):
+        torch.manual_seed(0)
+        config = _config(directory, reference[1]).dpo(nll_coeff=alpha)
+        module_batch = DPOPreLearner(config=config).module_batch(rows)
+        learner = config.build_learner(spaces={"__env__": (config.observation_space, config.action_space)})
+
+        def update():
+            batch = MultiAgentBatch({"default_policy": SampleBatch(module_batch)}, env_steps=len(pairs))
+            return learner.update(training_data=TrainingData(batch=batch), timesteps={})["default_policy"]
+
+        first = update()
+        assert float(first[NLL_LOSS]) == pytest.approx(-pairs["ref_chosen_logp"].mean(), abs=1e-4)
+        assert float(first[DPO_LOSS]) == pytest.approx(math.log(2), abs=1e-4)
+        for _ in range(30):
+            last = update()
+        chosen_logps[alpha] = float(last[LOGPS_CHOSEN])
+    assert chosen_logps[1.0] > chosen_logps[0.0] + 0.05, chosen_logps
+    with pytest.raises(ValueError, match="nll_coeff"):
+        _config(directory, reference[1]).dpo(nll_coeff=-1.0).validate()

@@ -90,6 +90,7 @@ class DPOConfig(OfflineChoiceConfig):
         self.beta = 0.1
         self.loss_type: DPOLossType = "sigmoid"
         self.label_smoothing = 0.0
+        self.nll_coeff = 0.0
         self.pair_level: PairLevel = "auto"
         self.max_trajectory_steps: Optional[int] = None
         self.lr = 1e-5
@@ -97,7 +98,8 @@ class DPOConfig(OfflineChoiceConfig):
         self.prelearner_class = DPOPreLearner
 
     def dpo(self, *, beta: float = NotProvided, loss_type: DPOLossType = NotProvided,
-            label_smoothing: float = NotProvided, pair_level: PairLevel = NotProvided,
+            label_smoothing: float = NotProvided, nll_coeff: float = NotProvided,
+            pair_level: PairLevel = NotProvided,
             max_trajectory_steps: Optional[int] = NotProvided) -> "DPOConfig":
         """The preference loss and the kind of pairs it reads.
 
@@ -106,6 +108,12 @@ class DPOConfig(OfflineChoiceConfig):
             loss_type: ``sigmoid`` (the paper), ``ipo``, ``hinge`` or ``robust``
                 (:func:`~rl_app.algorithms.dpo.loss.dpo_loss` gives the formulas).
             label_smoothing: assumed preference-label noise (cDPO / robust DPO), in [0, 0.5).
+            nll_coeff: alpha of an added negative log-likelihood term on the chosen actions,
+                ``L = L_DPO + alpha * NLL(chosen)`` (RPO: Pang et al. 2024, "Iterative Reasoning
+                Preference Optimization", eq. 2; the NLL is per step). DPO alone may lower the
+                chosen log-probs too (it only needs the margin to grow) and move mass to actions
+                no pair covers; the NLL term anchors the demonstrated actions. 0 (default) is the
+                paper's plain DPO.
             pair_level: ``step`` (rl_app.data.pairs), ``trajectory`` (rl_app.data.trajectory_pairs)
                 or ``auto`` (default: from the pair files' columns). An explicit level must
                 match the data.
@@ -118,6 +126,8 @@ class DPOConfig(OfflineChoiceConfig):
             self.loss_type = loss_type
         if label_smoothing is not NotProvided:
             self.label_smoothing = float(label_smoothing)
+        if nll_coeff is not NotProvided:
+            self.nll_coeff = float(nll_coeff)
         if pair_level is not NotProvided:
             self.pair_level = pair_level
         if max_trajectory_steps is not NotProvided:
@@ -160,6 +170,8 @@ class DPOConfig(OfflineChoiceConfig):
             self._value_error(f"beta must be > 0 (got {self.beta}): fix config.dpo(beta=...)")
         if self.loss_type not in LOSS_TYPES:
             self._value_error(f"unknown loss_type {self.loss_type!r}: config.dpo(loss_type=one of {LOSS_TYPES})")
+        if self.nll_coeff < 0:
+            self._value_error(f"nll_coeff must be >= 0, got {self.nll_coeff}: fix config.dpo(nll_coeff=...)")
         if not 0.0 <= self.label_smoothing < 0.5:
             self._value_error(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not isinstance(self.prelearner_class, type) or not issubclass(self.prelearner_class, DPOPreLearner):

@@ -32,6 +32,7 @@ REWARDS_ACCURACIES = "rewards/accuracies"
 LOGPS_CHOSEN = "logps/chosen"
 LOGPS_REJECTED = "logps/rejected"
 # Trajectory pairs only: mean steps of the chosen / rejected trajectories in the batch.
+NLL_LOSS = "losses/nll"  # per-step NLL of the chosen actions (logged always; in the loss if nll_coeff > 0)
 STEPS_CHOSEN = "steps/chosen"
 STEPS_REJECTED = "steps/rejected"
 
@@ -55,19 +56,22 @@ class DPOTorchLearner(TorchLearner):
             chosen, rejected = trajectory_logps(step_logps, batch[STEP_MASK])
             steps = batch[STEP_MASK].float().sum(dim=-1)
             extra = {STEPS_CHOSEN: steps[:, 0].mean(), STEPS_REJECTED: steps[:, 1].mean()}
+            nll = -(chosen / steps[:, 0].clamp(min=1.0)).mean()
         else:
             chosen = log_probs.gather(1, batch["chosen"].long().unsqueeze(1)).squeeze(1)
             rejected = log_probs.gather(1, batch["rejected"].long().unsqueeze(1)).squeeze(1)
+            nll = -chosen.mean()
         cfg = self.config
         out = dpo_loss(chosen, rejected, batch["ref_chosen_logp"].float(), batch["ref_rejected_logp"].float(),
                        beta=cfg.beta, loss_type=cfg.loss_type, label_smoothing=cfg.label_smoothing)
+        loss = out.loss + cfg.nll_coeff * nll if cfg.nll_coeff else out.loss
         with torch.no_grad():
             metrics = {
-                DPO_LOSS: out.loss.detach(),
+                DPO_LOSS: out.loss.detach(), NLL_LOSS: nll.detach(),
                 REWARDS_CHOSEN: out.chosen_rewards.mean(), REWARDS_REJECTED: out.rejected_rewards.mean(),
                 REWARDS_MARGINS: out.margins.mean(), REWARDS_ACCURACIES: out.accuracies.mean(),
                 LOGPS_CHOSEN: chosen.detach().mean(), LOGPS_REJECTED: rejected.detach().mean(),
                 **extra,
             }
         self.metrics.log_dict(metrics, key=module_id, window=max(1, int(cfg.dataset_num_iters_per_learner or 1)))
-        return out.loss
+        return loss

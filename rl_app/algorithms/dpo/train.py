@@ -38,6 +38,7 @@ def build_config(args: argparse.Namespace):
                             max_action_tokens=args.max_action_tokens)
               .rl_module(model_config={"init_checkpoint": str(Path(args.init_checkpoint).absolute())})
               .dpo(beta=args.beta, loss_type=args.loss_type, label_smoothing=args.label_smoothing,
+                   nll_coeff=args.nll_coeff,
                    pair_level=args.pair_level, max_trajectory_steps=args.max_trajectory_steps)
               .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner)
               .debugging(seed=args.seed))
@@ -48,7 +49,7 @@ def build_config(args: argparse.Namespace):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, REWARDS_ACCURACIES, REWARDS_MARGINS
+    from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, NLL_LOSS, REWARDS_ACCURACIES, REWARDS_MARGINS
 
     ap = argparse.ArgumentParser(prog="python -m rl_app.algorithms.dpo.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,6 +58,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--loss-type", choices=["sigmoid", "ipo", "hinge", "robust"], default="sigmoid")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--nll-coeff", type=float, default=0.0,
+                    help="alpha of an NLL term on the chosen actions (RPO; 0 = plain DPO as in the paper)")
     ap.add_argument("--pair-level", choices=["auto", "step", "trajectory"], default="auto",
                     help="step pairs (rl_app.data.pairs) or trajectory pairs (rl_app.data.trajectory_pairs); "
                          "auto: from the data's columns")
@@ -66,9 +69,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.iterations < 1:
         ap.error("--iterations must be >= 1")
     config = build_config(args)
-    return run(config, args, name="dpo", metric_keys=(DPO_LOSS, REWARDS_MARGINS, REWARDS_ACCURACIES),
+    return run(config, args, name="dpo", metric_keys=(DPO_LOSS, NLL_LOSS, REWARDS_MARGINS, REWARDS_ACCURACIES),
                extra_summary={"init_checkpoint": args.init_checkpoint, "beta": args.beta,
                               "loss_type": args.loss_type, "label_smoothing": args.label_smoothing,
+                              "nll_coeff": args.nll_coeff,
                               "pair_level": config.resolved_pair_level()})
 
 
