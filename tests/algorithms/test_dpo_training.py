@@ -148,3 +148,25 @@ def test_nll_term_anchors_the_chosen_actions(pair_dir, reference):
     assert chosen_logps[1.0] > chosen_logps[0.0] + 0.05, chosen_logps
     with pytest.raises(ValueError, match="nll_coeff"):
         _config(directory, reference[1]).dpo(nll_coeff=-1.0).validate()
+
+
+def test_dpo_with_a_remote_learner(ray_session, pair_dir, reference):
+    """num_learners=1: the pairs stream to a learner actor through RLlib's OfflineData."""
+    from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, REWARDS_MARGINS
+    from rl_app.algorithms.offline import LEARNER_SECONDS
+
+    directory, _ = pair_dir
+    algo = _config(directory, reference[1]).learners(num_learners=1).build_algo()
+    try:
+        results = [algo.train() for _ in range(4)]
+        learner = [r["learners"]["default_policy"] for r in results]
+        assert learner[0][DPO_LOSS] == pytest.approx(math.log(2), abs=0.1)
+        assert all(np.isfinite(float(r[DPO_LOSS])) for r in learner)
+        assert float(learner[-1][REWARDS_MARGINS]) > float(learner[0][REWARDS_MARGINS])
+        assert results[-1][LEARNER_SECONDS] > results[0][LEARNER_SECONDS] > 0
+        trained = algo.get_choice_policy()
+    finally:
+        algo.stop()
+    row_state = f"instruction: i want a {COLORS[0]} shirt [SEP] item page [SEP] color"
+    texts = [f"click[{c}]" for c in COLORS]
+    assert not np.allclose(trained.probs(row_state, texts), reference[0].probs(row_state, texts))
