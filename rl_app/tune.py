@@ -55,7 +55,8 @@ def _init_ray(num_cpus: Optional[int]) -> None:
 
 def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "results", name: Optional[str] = None,
                    data_dir: Optional[str] = None, budget_s: Optional[float] = None, seeds: Optional[int] = None,
-                   restart: bool = False, num_cpus: Optional[int] = None, verbose: int = 1) -> Path:
+                   restart: bool = False, num_cpus: Optional[int] = None, verbose: int = 1,
+                   **tune_overrides: Any) -> Path:
     """Prepare, run (or resume) the trials of ``experiment`` and write its report; returns its directory."""
     from ray import tune
 
@@ -69,7 +70,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
     preset = load_preset(preset_name, data_dir=data_dir)
-    overrides: dict[str, Any] = {"budget_s": budget_s, "seeds": seeds}
+    overrides: dict[str, Any] = {"budget_s": budget_s, "seeds": seeds, **tune_overrides}
     if experiment == "beta_sweep":
         overrides["eval_split"] = "dev"  # hyperparameters are chosen on dev (DECISIONS.md 9)
     settings = TuneSettings.from_preset(preset, **overrides)
@@ -81,7 +82,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
 
     _init_ray(num_cpus)
     evaluation = {"eval_split": settings.eval_split, "eval_goals": settings.eval_goals, "eval_greedy": settings.eval_greedy}
-    prep_root = storage / f"prep-{prep_key(preset, **evaluation)}"
+    prep_root = storage / f"prep-{prep_key(preset)}"
     t0 = time.perf_counter()
     prepared = prepare(preset, prep_root, **evaluation,
                        data_sizes=settings.data_sizes if experiment == "data_efficiency" else (),
@@ -104,12 +105,14 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
         tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         param_space = {
-            "arm": tune.grid_search([dataclasses.asdict(a) for a in arms]),
+            # the grid runs over arm labels (short names in Tune's tables); "arms" holds their settings
+            "arm": tune.grid_search([a.label for a in arms]),
             "seed": tune.grid_search(list(range(settings.seeds))),
-            "prepared": prepared.to_dict(), "settings": dataclasses.asdict(settings),
+            "arms": {a.label: dataclasses.asdict(a) for a in arms},
+            "prepared_root": prepared.root, "settings": dataclasses.asdict(settings),
             "dpo": preset.section("dpo"), "ppo": preset.section("ppo"),
         }
-        reporter = tune.CLIReporter(metric_columns=_PROGRESS_COLUMNS, parameter_columns={"arm/label": "arm", "seed": "seed"},
+        reporter = tune.CLIReporter(metric_columns=_PROGRESS_COLUMNS, parameter_columns={"arm": "arm", "seed": "seed"},
                                     max_report_frequency=30)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
@@ -129,7 +132,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
 
 
 def _trial_name(trial) -> str:
-    return f"{trial.config['arm']['label']}_seed{trial.config['seed']}_{trial.trial_id}"
+    return f"{trial.config['arm']}_seed{trial.config['seed']}_{trial.trial_id}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="results", help="storage directory (default ./results)")
         p.add_argument("--name", default=None, help="experiment name (default EXPERIMENT-PRESET)")
         p.add_argument("--restart", action="store_true", help="discard an earlier run of this name instead of resuming it")
+        p.add_argument("--cpus-per-trial", type=int, default=None, help="overrides tune.cpus_per_trial")
+        p.add_argument("--gpus-per-trial", type=float, default=None, help="overrides tune.gpus_per_trial")
+        p.add_argument("--placement-strategy", choices=["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"],
+                       default=None, help="a trial's bundles on few nodes (PACK) or many (SPREAD: env runners "
+                                          "across nodes)")
         p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started here (no cluster)")
     p = sub.add_parser("analyze", help="write the report of a finished or partial experiment directory")
     p.add_argument("directory")
@@ -163,7 +171,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"report: {report}")
         return 0
     run_experiment(args.command, preset_name=args.preset, out=args.out, name=args.name, data_dir=args.data_dir,
-                   budget_s=args.budget_s, seeds=args.seeds, restart=args.restart, num_cpus=args.num_cpus)
+                   budget_s=args.budget_s, seeds=args.seeds, restart=args.restart, num_cpus=args.num_cpus,
+                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                   placement_strategy=args.placement_strategy)
     return 0
 
 

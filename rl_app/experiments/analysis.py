@@ -66,8 +66,9 @@ def load_trials(exp_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]
     trials, curves = [], []
     for params_path in sorted(Path(exp_dir).glob("*/params.json")):
         params = json.loads(params_path.read_text())
-        arm = params.get("arm", {})
-        label, seed = arm.get("label", params_path.parent.name), int(params.get("seed", 0))
+        label = str(params.get("arm", params_path.parent.name))
+        arm = params.get("arms", {}).get(label, {})
+        seed = int(params.get("seed", 0))
         rows = _read_results(params_path.parent / "result.json")
         evals = [r for r in rows if SCORE in r]
         last, last_eval = (rows[-1] if rows else {}), (evals[-1] if evals else {})
@@ -162,6 +163,11 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
     if trials.empty:
         raise ValueError(f"{exp_dir}: no Tune trials found (no */params.json)")
     summary = summarize(trials)
+    order = [arm["label"] for arm in meta.get("arms", [])]  # the experiment's own arm order
+    if order:
+        rank = {label: i for i, label in enumerate(order)}
+        summary = summary.sort_values("arm", key=lambda col: col.map(lambda a: rank.get(a, len(rank))),
+                                      kind="stable").reset_index(drop=True)
     for frame, name in ((summary, "summary.csv"), (trials, "trials.csv"), (curves, "curves.csv")):
         _write(exp_dir / name, frame.to_csv(index=False))
 
@@ -173,7 +179,7 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
     split, goals = settings.get("eval_split", "?"), settings.get("eval_goals", "?")
     greedy = "greedy" if settings.get("eval_greedy", True) else "sampled"
     lines = [f"# {meta.get('experiment', exp_dir.name)} ({meta.get('preset', '?')} preset)", ""]
-    lines.append(f"Machine: {meta.get('machine', 'not recorded')}. Each trial: {settings.get('cpus_per_trial', '?')} CPU, "
+    lines.append(f"{meta.get('machine', 'machine: not recorded')}. Each trial: {settings.get('cpus_per_trial', '?')} CPU, "
                  f"{gpus:g} GPU, budget {settings.get('budget_s', '?')} s of training wall time; "
                  f"evaluation: first {goals} {split} goals, {greedy}, at the end of the budget. "
                  f"Intervals: 95% Student-t over seeds. Shared preparation (not charged to trials): "

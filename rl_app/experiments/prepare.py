@@ -50,10 +50,10 @@ class Prepared:
         return cls(**json.loads((Path(root) / PREPARED_FILE).read_text()))
 
 
-def prep_key(preset: Preset, *, eval_split: str, eval_goals: int, eval_greedy: bool = True) -> str:
-    """A short hash of everything the prepared data depend on."""
+def prep_key(preset: Preset) -> str:
+    """A short hash of everything the prepared data depend on (not the evaluation settings:
+    the IL agent's evaluation is kept per split / goals / mode inside the prepared dir)."""
     payload = {name: preset.section(name) for name in _PREP_SECTIONS}
-    payload["eval"] = [eval_split, eval_goals, eval_greedy]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return digest[:10]
 
@@ -157,13 +157,18 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         if il_main(argv) != 0:
             raise RuntimeError("IL training failed")
         summary = json.loads((il / "eval.json").read_text())
-        # the start point of every curve: evaluated exactly as the trials evaluate
-        start = evaluate_checkpoint(il / "policy", shop=shop, env=env, split=eval_split, n_goals=eval_goals,
-                                    greedy=eval_greedy, seed=0, label="il", out=il / "eval_start")
         return {"policy": str(il / "policy"), "gradient_updates": summary["gradient_updates"],
-                "learner_s": summary["learner_s"], "eval": start}
+                "learner_s": summary["learner_s"]}
 
     _stage(stages, "il", lambda: (il / "eval.json").is_file(), make_il, log)
+    save()
+
+    # the start point of every curve, evaluated exactly as the trials evaluate
+    mode = "greedy" if eval_greedy else "sampled"
+    il_eval_stage = f"il_eval_{eval_split}_{eval_goals}_{mode}"
+    _stage(stages, il_eval_stage, lambda: il_eval_stage in stages,
+           lambda: evaluate_checkpoint(il / "policy", shop=shop, env=env, split=eval_split, n_goals=eval_goals,
+                                       greedy=eval_greedy, seed=0, label="il", out=il / il_eval_stage), log)
     save()
 
     def make_generated() -> dict[str, Any]:
@@ -204,7 +209,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         save()
 
     prepared = Prepared(root=str(root), shop=shop, env=env, il_policy=str(il / "policy"),
-                        il_eval={**stages["il"].get("eval", {}), "split": eval_split},
+                        il_eval={**stages[il_eval_stage], "split": eval_split},
                         pairs=pairs, stages=stages)
     _write_json(root / PREPARED_FILE, prepared.to_dict())
     return prepared

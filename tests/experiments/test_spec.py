@@ -48,10 +48,8 @@ def test_arms_of_each_experiment():
 
 def test_prep_key_follows_the_stage_settings():
     ci = load_preset("ci")
-    assert prep_key(ci, eval_split="test", eval_goals=8) == prep_key(load_preset("ci"), eval_split="test", eval_goals=8)
-    assert prep_key(ci, eval_split="test", eval_goals=8) != prep_key(ci, eval_split="dev", eval_goals=8)
-    assert prep_key(ci, eval_split="test", eval_goals=8) != prep_key(load_preset("smoke"), eval_split="test",
-                                                                     eval_goals=8)
+    assert prep_key(ci) == prep_key(load_preset("ci")) != prep_key(load_preset("smoke"))
+    assert prep_key(ci) == prep_key(load_preset("ci", data_dir=None))
 
 
 def test_subset_pairs_keeps_whole_episodes(tmp_path):
