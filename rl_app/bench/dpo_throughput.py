@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from rl_app.algorithms.dpo.dpo_torch_learner import DPOTorchLearner
-from rl_app.bench.policy_throughput import machine_info
+from rl_app.bench.policy_throughput import ShapeSettingsMixin, machine_info
 
 __all__ = ["DPOBenchSettings", "Row", "AutocastDPOLearner", "make_policy", "write_pair_file", "measure_shape",
            "markdown_table", "main"]
@@ -65,7 +65,7 @@ _GRAD_CLIP = 1.0  # DPOConfig's default, so the loss-only row clips like the lea
 
 
 @dataclass(frozen=True)
-class DPOBenchSettings:
+class DPOBenchSettings(ShapeSettingsMixin):
     """Shapes, timing and precision of one run.
 
     Attributes:
@@ -94,20 +94,6 @@ class DPOBenchSettings:
     device: str = "auto"
     precision: str = "auto"
     rllib: bool = True
-
-    @property
-    def n_valid(self) -> int:
-        return self.k if self.valid is None else self.valid
-
-    def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
-
-    def resolved_precision(self) -> str:
-        if self.precision == "auto":
-            return "bf16" if self.resolved_device().type == "cuda" else "fp32"
-        return self.precision
 
 
 @dataclass(frozen=True)

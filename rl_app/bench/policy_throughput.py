@@ -39,20 +39,9 @@ _MIN_STEPS = 3
 _LR = 1e-5
 
 
-@dataclass(frozen=True)
-class BenchSettings:
-    """Batch shape, timing and precision of one benchmark run."""
-
-    batch: int = 32
-    k: int = 16
-    valid: Optional[int] = None  # None = k
-    state_len: int = 512
-    action_len: int = 32
-    seconds: float = 3.0
-    device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16
-    modes: tuple[str, ...] = ("forward", "train")
-    compare_all_rows: bool = False
+class ShapeSettingsMixin:
+    """Derived settings shared by the throughput benchmarks (fields ``k``, ``valid``, ``device``,
+    ``precision`` live on the dataclass that mixes this in)."""
 
     @property
     def n_valid(self) -> int:
@@ -67,6 +56,22 @@ class BenchSettings:
         if self.precision == "auto":
             return "bf16" if self.resolved_device().type == "cuda" else "fp32"
         return self.precision
+
+
+@dataclass(frozen=True)
+class BenchSettings(ShapeSettingsMixin):
+    """Batch shape, timing and precision of one benchmark run."""
+
+    batch: int = 32
+    k: int = 16
+    valid: Optional[int] = None  # None = k
+    state_len: int = 512
+    action_len: int = 32
+    seconds: float = 3.0
+    device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16
+    modes: tuple[str, ...] = ("forward", "train")
+    compare_all_rows: bool = False
 
 
 @dataclass(frozen=True)
