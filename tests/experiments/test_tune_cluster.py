@@ -112,6 +112,7 @@ def test_resume_after_killing_the_driver(tune_out):
     before, _ = load_trials(exp)
     assert not before["complete"].all(), "the experiment finished before the driver was killed"
     interrupted = checkpointed & set(before.loc[~before["complete"], "trial"])
+    assert interrupted, "no trial was killed between two checkpoints: nothing to resume from"
 
     second = subprocess.run(cmd, cwd=REPO, env=_env(ray_tmp), capture_output=True, text=True, timeout=1200)
     _kill_processes_under(ray_tmp)
