@@ -37,11 +37,6 @@ from rl_app.experiments.spec import EXPERIMENTS
 
 __all__ = ["main", "build_parser", "run_experiment"]
 
-# Columns of Tune's progress table while trials run.
-_PROGRESS_COLUMNS = {"time/train_s": "train s", "time/learner_s": "learner s", "eval/score": "score",
-                     "eval/success_rate": "success"}
-
-
 def _init_ray(num_cpus: Optional[int]) -> None:
     import ray
 
@@ -112,14 +107,12 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
             "prepared_root": prepared.root, "settings": dataclasses.asdict(settings),
             "dpo": preset.section("dpo"), "ppo": preset.section("ppo"),
         }
-        reporter = tune.CLIReporter(metric_columns=_PROGRESS_COLUMNS, parameter_columns={"arm": "arm", "seed": "seed"},
-                                    max_report_frequency=30)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent_trials or None,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-            run_config=tune.RunConfig(name=name, storage_path=str(storage), progress_reporter=reporter,
-                                      verbose=verbose, failure_config=tune.FailureConfig(max_failures=1),
+            # progress: Tune's own trial table (Ray 2.60's output engine ignores custom reporters)
+            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=verbose, failure_config=tune.FailureConfig(max_failures=1),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     results = tuner.fit()
     errors = [str(r.error) for r in results if r.error is not None]

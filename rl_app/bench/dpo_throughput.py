@@ -32,7 +32,6 @@ compare at one precision, and the table says so.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import tempfile
@@ -46,7 +45,7 @@ import numpy as np
 import torch
 
 from rl_app.algorithms.dpo.dpo_torch_learner import DPOTorchLearner
-from rl_app.bench.policy_throughput import ShapeSettingsMixin, machine_info
+from rl_app.bench.policy_throughput import ShapeSettingsMixin, machine_info, write_json_report
 
 __all__ = ["DPOBenchSettings", "Row", "AutocastDPOLearner", "make_policy", "write_pair_file", "measure_shape",
            "markdown_table", "main"]
@@ -401,9 +400,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
         rows += measure_shape(shape, s)
     print(markdown_table(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine_info(device, precision), "settings": dataclasses.asdict(s),
-                       "rows": [dataclasses.asdict(r) for r in rows]}, f, indent=2)
+        write_json_report(args.json, machine_info(device, precision), s, rows)
     return rows
 
 

@@ -218,6 +218,15 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def write_json_report(path: str, machine: str, settings, rows: Sequence) -> None:
+    """Machine, settings and rows as JSON, written to a temporary file and renamed."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"machine": machine, "settings": dataclasses.asdict(settings),
+                   "rows": [dataclasses.asdict(r) for r in rows]}, f, indent=2)
+    os.replace(tmp, path)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", default=["tiny", "minilm", BERT_BASE_SHAPE],
@@ -253,9 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
         rows += measure_shape(shape, s)
     print(markdown_table(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine_info(device, precision), "settings": dataclasses.asdict(s),
-                       "rows": [dataclasses.asdict(r) for r in rows]}, f, indent=2)
+        write_json_report(args.json, machine_info(device, precision), s, rows)
     return rows
 
 

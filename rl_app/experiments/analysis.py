@@ -27,10 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rl_app.experiments.spec import EVAL_SECONDS, TRAIN_SECONDS as TRAIN_S
+
 __all__ = ["load_trials", "summarize", "write_report", "mean_ci"]
 
 SCORE, SUCCESS = "eval/score", "eval/success_rate"
-TRAIN_S, LEARNER_S = "time/train_s", "time/learner_s"
+# rl_app.algorithms.offline.LEARNER_SECONDS (not imported: analysis runs without RLlib's import cost)
+LEARNER_S = "time/learner_s"
 CONFIDENCE = 0.95
 
 
@@ -77,7 +80,7 @@ def load_trials(exp_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]
             "complete": bool(last.get("done", False)), "iterations": last.get("iteration", 0),
             "score": last_eval.get(SCORE, math.nan), "success_rate": last_eval.get(SUCCESS, math.nan),
             "train_s": last.get(TRAIN_S, math.nan), "learner_s": last.get(LEARNER_S, math.nan),
-            "eval_s": last.get("time/eval_s", math.nan), "resumed": last.get("resumed", 0),
+            "eval_s": last.get(EVAL_SECONDS, math.nan), "resumed": last.get("resumed", 0),
             "env_runner_nodes": last.get("env_runner_nodes", math.nan),
             "train_return": last.get("train/episode_return_mean", math.nan),
             "dpo_margin": last.get("rewards/margins", math.nan),

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -95,8 +96,6 @@ def subset_pairs(pairs_dir: str | os.PathLike, out: str | os.PathLike, n_episode
     summary.update({"pairs": len(subset), "episodes": len(keep), "subset_of": str(pairs_dir)})
     (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     os.replace(tmp, out)
     return {"episodes": len(keep), "pairs": len(subset)}

@@ -23,7 +23,13 @@ from typing import Any, Literal, Mapping, Optional, Sequence
 
 from rl_app.presets import Preset
 
-__all__ = ["EXPERIMENTS", "TrialSpec", "TuneSettings", "trial_specs", "ExperimentName"]
+__all__ = ["EXPERIMENTS", "TrialSpec", "TuneSettings", "trial_specs", "ExperimentName", "TRAIN_SECONDS",
+           "EVAL_SECONDS"]
+
+# Trial report keys (STYLE 9) beside RLlib's and the learners' own: the budget clock and the
+# evaluation pauses (``time/learner_s`` is rl_app.algorithms.offline.LEARNER_SECONDS).
+TRAIN_SECONDS = "time/train_s"
+EVAL_SECONDS = "time/eval_s"
 
 ExperimentName = Literal["dpo_vs_ppo", "data_efficiency", "beta_sweep"]
 EXPERIMENTS: dict[str, str] = {

@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from rl_app.algorithms.offline import LEARNER_SECONDS_ITER
+from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
+from rl_app.experiments.spec import EVAL_SECONDS, TRAIN_SECONDS
 
-__all__ = ["run_trial", "flat_trial", "evaluate_checkpoint", "confine_ray_data_to_trial", "trial_resources", "build_algorithm_config", "TRAIN_SECONDS", "EVAL_SECONDS"]
+__all__ = ["run_trial", "flat_trial", "evaluate_checkpoint", "confine_ray_data_to_trial", "trial_resources",
+           "build_algorithm_config"]
 
-TRAIN_SECONDS = "time/train_s"
-LEARNER_SECONDS_TOTAL = "time/learner_s"
-EVAL_SECONDS = "time/eval_s"
 STATE_FILE = "trial_state.json"
 ALGO_DIR = "algorithm"
 # Learner metrics copied into the trial's reports, when present.
@@ -204,7 +203,7 @@ def run_trial(config: dict[str, Any]) -> None:
             done = state["train_s"] >= budget_s or 0 < max_iterations <= state["iteration"]
             metrics: dict[str, Any] = {
                 **_iteration_metrics(result, trial["algorithm"]), "iteration": state["iteration"],
-                TRAIN_SECONDS: state["train_s"], LEARNER_SECONDS_TOTAL: state["learner_s"],
+                TRAIN_SECONDS: state["train_s"], LEARNER_SECONDS: state["learner_s"],
                 "resumed": state["resumed"], "env_runner_nodes": len(set(nodes)), "done": done}
             if not (done or state["train_s"] >= state["next_eval_s"]):
                 metrics[EVAL_SECONDS] = state["eval_s"]

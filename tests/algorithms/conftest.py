@@ -119,3 +119,19 @@ def as_numpy_batch(rows: Sequence[dict]) -> dict[str, np.ndarray]:
         else:
             batch[key] = np.array(values)
     return batch
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A random tiny choice policy at this package's token lengths, saved: (policy, directory);
+    the DPO tests' pi_ref and starting point (seeded, so each module gets the same one)."""
+    import torch
+
+    from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
+    from rl_app.policy.choice_policy import ChoicePolicy
+    from rl_app.policy.encoder import EncoderConfig, load_tokenizer
+
+    torch.manual_seed(0)
+    policy = ChoicePolicy(ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))), load_tokenizer("tiny"),
+                          max_state_tokens=STATE_TOKENS, max_action_tokens=ACTION_TOKENS)
+    return policy, policy.save_pretrained(tmp_path_factory.mktemp("ref") / "policy")

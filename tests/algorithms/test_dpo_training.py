@@ -16,18 +16,6 @@ COLORS = ("red", "blue", "green", "black")
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
-    from rl_app.policy.choice_policy import ChoicePolicy
-    from rl_app.policy.encoder import EncoderConfig, load_tokenizer
-
-    torch.manual_seed(0)
-    policy = ChoicePolicy(ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))), load_tokenizer("tiny"),
-                          max_state_tokens=STATE_TOKENS, max_action_tokens=ACTION_TOKENS)
-    return policy, policy.save_pretrained(tmp_path_factory.mktemp("ref") / "policy")
-
-
-@pytest.fixture(scope="module")
 def pair_dir(reference, tmp_path_factory):
     """"i want a <color> shirt": chosen = that colour's button, rejected ~ pi_ref (ties dropped)."""
     from rl_app.data.pairs import _frame_to_table, step_pairs

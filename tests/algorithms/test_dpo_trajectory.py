@@ -107,18 +107,6 @@ def _episode(eid, goal, choices, texts, reward, source):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
-    from rl_app.policy.choice_policy import ChoicePolicy
-    from rl_app.policy.encoder import EncoderConfig, load_tokenizer
-
-    torch.manual_seed(0)
-    policy = ChoicePolicy(ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))), load_tokenizer("tiny"),
-                          max_state_tokens=STATE_TOKENS, max_action_tokens=ACTION_TOKENS)
-    return policy, policy.save_pretrained(tmp_path_factory.mktemp("ref") / "policy")
-
-
-@pytest.fixture(scope="module")
 def trajectories(tmp_path_factory):
     """The expert picks the named colour twice (reward 1); the agent picks wrong ones (reward 0),
     on every third goal with a detour (4 steps)."""
