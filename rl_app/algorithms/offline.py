@@ -46,6 +46,7 @@ from ray.rllib.utils import flatten_dict
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
+from rl_app.algorithms.precision import PrecisionConfigMixin
 from rl_app.env.candidates import DEFAULT_K_MAX
 from rl_app.env.observation import ObservationEncoder, observation_space
 from rl_app.policy.rl_module import OBS_KEYS, WebShopChoiceModule
@@ -73,7 +74,7 @@ DEFAULT_MAX_ACTION_TOKENS = 32
 _NO_MODULE_STATE = {"unused": "ChoiceOfflinePreLearner needs no module weights"}
 
 
-class OfflineChoiceConfig(AlgorithmConfig):
+class OfflineChoiceConfig(PrecisionConfigMixin, AlgorithmConfig):
     """Settings of an offline algorithm that trains ``WebShopChoiceModule`` from parquet.
 
     Build with keyword-only builder methods (each returns ``self``)::
@@ -111,6 +112,7 @@ class OfflineChoiceConfig(AlgorithmConfig):
         self.dataset_num_iters_per_learner = 10
         self.train_batch_size_per_learner = 32
         self.lr = 1e-4
+        self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rl_app.algorithms.precision)
         # The value head gets no gradient from offline policy losses; DDP (num_learners > 1)
         # would otherwise wait for its gradients forever.
         self.torch_ddp_kwargs = {"find_unused_parameters": True}
@@ -216,6 +218,7 @@ class OfflineChoiceConfig(AlgorithmConfig):
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
         super().validate()
+        self._validate_precision()
         if self.num_env_runners:
             self._value_error(f"{type(self).__name__} trains from files only: set "
                               "config.env_runners(num_env_runners=0)")

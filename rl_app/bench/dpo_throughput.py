@@ -23,9 +23,8 @@ the encoder work per update is ``batch`` states plus ``batch * valid`` candidate
 ``overhead = 1 - raw_time / row_time`` per pair: the share of a DPO step that is not the
 encoder's forward + backward + optimizer step (the issue's target: < 30% on GPU).
 
-Precision: ``auto`` = bf16 autocast on CUDA, fp32 on CPU. The shipped ``DPOTorchLearner`` has
-no autocast (DECISIONS.md 16 asks for it on GPU learners); with bf16 the RLlib row runs a
-benchmark-local subclass that wraps the learner's update in ``torch.autocast`` so all rows
+Precision: ``auto`` = bf16 autocast on CUDA, fp32 on CPU. The RLlib row sets the learner's own
+``config.learners(precision=...)`` (rl_app.algorithms.precision) to the same value, so all rows
 compare at one precision, and the table says so.
 """
 
@@ -44,10 +43,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from rl_app.algorithms.dpo.dpo_torch_learner import DPOTorchLearner
 from rl_app.bench.policy_throughput import ShapeSettingsMixin, machine_info, write_json_report
 
-__all__ = ["DPOBenchSettings", "Row", "AutocastDPOLearner", "make_policy", "write_pair_file", "measure_shape",
+__all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "measure_shape",
            "markdown_table", "main"]
 
 RAW = "raw encoder"
@@ -79,6 +77,9 @@ class DPOBenchSettings(ShapeSettingsMixin):
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         precision: ``auto`` | ``fp32`` | ``bf16``.
         rllib: also run the RLlib row (needs Ray; the others do not).
+        profile_dir: if set, one more ``train()`` of the RLlib row runs under cProfile and
+            ``torch.profiler`` and their tables go to ``<profile_dir>/<shape>-rllib-profile.txt``
+            (where the learner's time goes; not part of the timed figures).
     """
 
     batch: int = 32
@@ -93,6 +94,7 @@ class DPOBenchSettings(ShapeSettingsMixin):
     device: str = "auto"
     precision: str = "auto"
     rllib: bool = True
+    profile_dir: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -110,15 +112,6 @@ class Row:
     tokens_per_s: float
     overhead: Optional[float]
     updates: int
-
-
-class AutocastDPOLearner(DPOTorchLearner):
-    """``DPOTorchLearner`` with its update under bf16 autocast (benchmark only; see the docstring)."""
-
-    def _uncompiled_update(self, batch, **kwargs):
-        device_type = "cuda" if torch.cuda.is_available() and self._device.type == "cuda" else "cpu"
-        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
-            return super()._uncompiled_update(batch, **kwargs)
 
 
 # ---------------------------------------------------------------------- the model and the data
@@ -279,7 +272,7 @@ def _loss_only_step(policy_dir: str, batch: dict[str, torch.Tensor], device: tor
 
 
 def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettings, device: torch.device,
-                              precision: str) -> tuple[float, int]:
+                              precision: str, profile_path: Optional[Path] = None) -> tuple[float, int]:
     """Median over the timed ``train()`` calls of (its ``time/learner_s`` increase) / ``updates``.
 
     ``time/learner_s`` is the algorithm's cumulative time inside ``LearnerGroup.update``:
@@ -299,10 +292,8 @@ def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettin
               .rl_module(model_config={"init_checkpoint": policy_dir})
               .dpo(beta=_BETA)
               .training(lr=_LR, train_batch_size_per_learner=s.batch, grad_clip=_GRAD_CLIP)
-              .learners(num_learners=0, num_gpus_per_learner=1 if device.type == "cuda" else 0)
+              .learners(num_learners=0, num_gpus_per_learner=1 if device.type == "cuda" else 0, precision=precision)
               .debugging(seed=0))
-    if precision == "bf16":
-        config.learners(learner_class=AutocastDPOLearner)
     algo = config.build_algo()
     try:
         learner_s = 0.0
@@ -313,9 +304,41 @@ def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettin
             total = float(algo.train()[LEARNER_SECONDS])
             per_update.append((total - learner_s) / s.updates)
             learner_s = total
+        if profile_path is not None:
+            _profile_train(algo, device, profile_path)
     finally:
         algo.stop()
     return statistics.median(per_update), s.iterations * s.updates
+
+
+def _profile_train(algo, device: torch.device, path: Path) -> None:
+    """One ``algo.train()`` under cProfile (Python: where the learner thread waits) and
+    ``torch.profiler`` (operators, CPU and CUDA time); both tables to ``path`` (atomic)."""
+    import cProfile
+    import io
+    import os
+    import pstats
+
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    python = cProfile.Profile()
+    with profile(activities=activities) as ops:
+        python.enable()
+        algo.train()
+        python.disable()
+    text = io.StringIO()
+    for order in ("cumulative", "tottime"):
+        text.write(f"== cProfile of one train(), by {order} ==\n")
+        pstats.Stats(python, stream=text).sort_stats(order).print_stats(40)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    text.write(f"== torch.profiler, by {sort} ==\n")
+    text.write(ops.key_averages().table(sort_by=sort, row_limit=40))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text.getvalue())
+    os.replace(tmp, path)
+    print(f"profile of one RLlib train(): {path}", flush=True)
 
 
 # ---------------------------------------------------------------------- one shape
@@ -339,9 +362,9 @@ def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = Non
         loss_s, steps = _median_step(_loss_only_step(policy_dir, batch, device, precision), s.seconds, device)
         measured.append((LOSS_ONLY, precision, loss_s, steps))
         if s.rllib:
-            rllib_s, updates = _rllib_seconds_per_update(pair_file.parent, policy_dir, s, device, precision)
-            label = precision + (" (autocast subclass)" if precision == "bf16" else "")
-            measured.append((RLLIB, label, rllib_s, updates))
+            profile = Path(s.profile_dir) / f"{shape}-rllib-profile.txt" if s.profile_dir else None
+            rllib_s, updates = _rllib_seconds_per_update(pair_file.parent, policy_dir, s, device, precision, profile)
+            measured.append((RLLIB, precision, rllib_s, updates))
     return [Row(shape, name, prec, seconds * 1e3, s.batch / seconds, tokens / seconds,
                 None if name == RAW else 1.0 - raw_s / seconds, n)
             for name, prec, seconds, n in measured]
@@ -377,13 +400,16 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's); 1 gives stable figures on a busy small CPU")
     parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument("--profile-dir", default=None,
+                        help="profile one more RLlib train() per shape (cProfile + torch.profiler tables) into this dir")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     s = DPOBenchSettings(batch=args.batch, k=args.k, valid=args.valid, state_len=args.state_len,
                          action_len=args.action_len, seconds=args.seconds, updates=args.updates,
                          iterations=args.iterations, warmup_iterations=args.warmup_iterations,
-                         device=args.device, precision=args.precision, rllib=not args.no_rllib)
+                         device=args.device, precision=args.precision, rllib=not args.no_rllib,
+                         profile_dir=args.profile_dir)
     if not 2 <= s.n_valid <= s.k:
         parser.error(f"--valid must be in [2, --k] (a pair needs two candidates), got {s.n_valid}")
     if min(s.batch, s.updates, s.iterations) < 1 or s.warmup_iterations < 0 or s.state_len < 8 or s.action_len < 4:

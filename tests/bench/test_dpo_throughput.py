@@ -56,12 +56,18 @@ def test_rows_are_positive_and_consistent(ray_session, capsys):
         assert f"| tiny | {r.model} |" in out
 
 
-def test_bf16_runs_the_autocast_learner_on_cpu(ray_session):
+def test_bf16_runs_every_row_under_autocast_on_cpu_and_profiles(ray_session, tmp_path):
     s = bench.DPOBenchSettings(batch=2, k=3, valid=2, state_len=12, action_len=5, seconds=0, updates=1,
-                               iterations=1, device="cpu", precision="bf16")
+                               iterations=1, device="cpu", precision="bf16", profile_dir=str(tmp_path / "prof"))
     rows = bench.measure_shape("tiny", s)
-    assert [r.precision for r in rows] == ["bf16", "bf16", "bf16 (autocast subclass)"]
+    assert [r.precision for r in rows] == ["bf16", "bf16", "bf16"]
     assert all(r.ms_per_update > 0 for r in rows)
+    # The profiled train() went through the DPO learner, autocast included, and both tables were written.
+    text = (tmp_path / "prof" / "tiny-rllib-profile.txt").read_text()
+    assert "== cProfile of one train(), by cumulative ==" in text and "dpo_torch_learner.py" in text
+    assert "precision.py" in text  # AutocastLearnerMixin._uncompiled_update
+    assert "== torch.profiler, by cpu_time_total ==" in text and "aten::" in text
+    assert [p.name for p in (tmp_path / "prof").iterdir()] == ["tiny-rllib-profile.txt"]  # no temp file left
 
 
 def test_bad_arguments_are_refused():

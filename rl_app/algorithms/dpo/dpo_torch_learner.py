@@ -18,6 +18,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rl_app.algorithms.dpo.loss import dpo_loss
+from rl_app.algorithms.precision import AutocastLearnerMixin
 from rl_app.algorithms.dpo.trajectory import STEP_ACTIONS, STEP_MASK, flatten_steps, is_trajectory_batch, \
     trajectory_logps
 
@@ -37,7 +38,7 @@ STEPS_CHOSEN = "steps/chosen"
 STEPS_REJECTED = "steps/rejected"
 
 
-class DPOTorchLearner(TorchLearner):
+class DPOTorchLearner(AutocastLearnerMixin, TorchLearner):
     """DPO on the module's masked logits; the reference log-probs come with the batch."""
 
     def _update(self, batch: dict[str, Any], **kwargs):

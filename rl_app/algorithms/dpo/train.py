@@ -40,7 +40,8 @@ def build_config(args: argparse.Namespace):
               .dpo(beta=args.beta, loss_type=args.loss_type, label_smoothing=args.label_smoothing,
                    nll_coeff=args.nll_coeff,
                    pair_level=args.pair_level, max_trajectory_steps=args.max_trajectory_steps)
-              .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner)
+              .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner,
+                        precision=args.precision)
               .debugging(seed=args.seed))
     config.training(train_batch_size_per_learner=args.batch_size)
     if args.lr is not None:

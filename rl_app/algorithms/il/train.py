@@ -40,7 +40,8 @@ def build_config(args: argparse.Namespace):
                           max_action_tokens=args.max_action_tokens)
             .rl_module(model_config=model_config)
             .training(lr=lr, train_batch_size_per_learner=args.batch_size)
-            .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner)
+            .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner,
+                        precision=args.precision)
             .debugging(seed=args.seed))
 
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from rl_app.algorithms.precision import PRECISIONS
+
 __all__ = ["main", "build_config"]
 
 _LEARNER_KEYS = ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "losses/il")
@@ -38,6 +40,7 @@ def build_config(args: argparse.Namespace):
               .env_runners(num_env_runners=args.num_env_runners, num_envs_per_env_runner=args.envs_per_runner)
               .training(train_batch_size_per_learner=args.train_batch, minibatch_size=args.minibatch,
                         num_epochs=args.epochs, lr=args.lr, entropy_coeff=args.entropy)
+              .learners(precision=args.precision)
               .debugging(seed=args.seed))
     if args.il_coeff > 0:
         config.il_auxiliary(coeff=args.il_coeff, data=args.il_data)
@@ -61,6 +64,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--minibatch", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="learner precision: auto = bf16 autocast on a bf16-capable GPU, else fp32")
     ap.add_argument("--entropy", type=float, default=0.01)
     ap.add_argument("--il-coeff", type=float, default=0.0)
     ap.add_argument("--il-data", default=None)
