@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
-from rl_app.algorithms.precision import PRECISIONS
+from rl_app.algorithms.precision import add_precision_argument
 
 __all__ = ["add_common_args", "shop_of_data", "run", "evaluate_policy_dir"]
 
@@ -43,8 +43,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--num-learners", type=int, default=0, help="0 = learn in this process")
     ap.add_argument("--gpus-per-learner", type=float, default=0)
-    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
-                    help="learner precision: auto = bf16 autocast on a bf16-capable GPU, else fp32")
+    add_precision_argument(ap)
     ap.add_argument("--k-max", type=int, default=64)
     ap.add_argument("--max-state-tokens", type=int, default=512)
     ap.add_argument("--max-action-tokens", type=int, default=32)

@@ -17,12 +17,15 @@ keep fp32.
 
 from __future__ import annotations
 
+import argparse
+from functools import cached_property
 from typing import Any, Optional, Union
 
 import torch
 from ray.rllib.algorithms.algorithm_config import NotProvided
 
-__all__ = ["PRECISIONS", "resolve_precision", "PrecisionConfigMixin", "AutocastLearnerMixin"]
+__all__ = ["PRECISIONS", "resolve_precision", "add_precision_argument", "PrecisionConfigMixin",
+           "AutocastLearnerMixin"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -37,6 +40,12 @@ def resolve_precision(precision: str, device: Union[str, torch.device]) -> str:
     if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
         return "bf16"
     return "fp32"
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` for a trainer's command line (goes to ``config.learners(precision=...)``)."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="learner precision: auto = bf16 autocast on a bf16-capable GPU, else fp32")
 
 
 class PrecisionConfigMixin:
@@ -63,9 +72,10 @@ class AutocastLearnerMixin:
     Put it first in the bases (``class L(AutocastLearnerMixin, TorchLearner)``).
     """
 
-    @property
+    @cached_property
     def autocast_dtype(self) -> Optional[torch.dtype]:
-        """``torch.bfloat16`` when this learner's updates run under autocast, else None."""
+        """``torch.bfloat16`` when this learner's updates run under autocast, else None (resolved
+        once, at the first update: the config and the learner's device do not change)."""
         precision = resolve_precision(getattr(self.config, "precision", "auto"), self._device)
         return torch.bfloat16 if precision == "bf16" else None
 

@@ -18,9 +18,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rl_app.algorithms.dpo.loss import dpo_loss
-from rl_app.algorithms.precision import AutocastLearnerMixin
 from rl_app.algorithms.dpo.trajectory import STEP_ACTIONS, STEP_MASK, flatten_steps, is_trajectory_batch, \
     trajectory_logps
+from rl_app.algorithms.precision import AutocastLearnerMixin
 
 __all__ = ["DPOTorchLearner"]
 

@@ -41,7 +41,7 @@ def build_config(args: argparse.Namespace):
             .rl_module(model_config=model_config)
             .training(lr=lr, train_batch_size_per_learner=args.batch_size)
             .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner,
-                        precision=args.precision)
+                      precision=args.precision)
             .debugging(seed=args.seed))
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from rl_app.algorithms.precision import PRECISIONS
+from rl_app.algorithms.precision import add_precision_argument
 
 __all__ = ["main", "build_config"]
 
@@ -64,8 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--minibatch", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
-    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
-                    help="learner precision: auto = bf16 autocast on a bf16-capable GPU, else fp32")
+    add_precision_argument(ap)
     ap.add_argument("--entropy", type=float, default=0.01)
     ap.add_argument("--il-coeff", type=float, default=0.0)
     ap.add_argument("--il-data", default=None)
