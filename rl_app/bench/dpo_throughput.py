@@ -45,7 +45,7 @@ import torch
 
 from rl_app.bench.policy_throughput import ShapeSettingsMixin, machine_info, write_json_report
 
-__all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "measure_shape",
+__all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "measure_shape",
            "markdown_table", "main"]
 
 RAW = "raw encoder"
@@ -179,7 +179,7 @@ def write_pair_file(directory: Path, tokenizer, s: DPOBenchSettings, n_pairs: in
     return path
 
 
-def _tokenized_batch(pair_file: Path, s: DPOBenchSettings, tokenizer_dir: str) -> dict[str, torch.Tensor]:
+def tokenized_batch(pair_file: Path, s: DPOBenchSettings, tokenizer_dir: str) -> dict[str, torch.Tensor]:
     """The first ``batch`` pairs, tokenized as the learner's prelearner does."""
     import pyarrow.parquet as pq
 
@@ -352,7 +352,7 @@ def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = Non
         # Enough pairs for every timed update to see new rows (no epoch restart inside).
         n_pairs = s.batch * s.updates * (s.warmup_iterations + s.iterations + 1) if s.rllib else s.batch
         pair_file = write_pair_file(tmp / "pairs", policy.tokenizer, s, n_pairs)
-        batch = _tokenized_batch(pair_file, s, str(Path(policy_dir) / "tokenizer"))
+        batch = tokenized_batch(pair_file, s, str(Path(policy_dir) / "tokenizer"))
         del policy
         tokens = s.batch * (s.state_len + s.n_valid * s.action_len)
 

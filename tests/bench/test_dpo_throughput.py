@@ -22,7 +22,7 @@ def test_pair_file_fills_the_stated_token_shapes(tmp_path):
     table = pq.read_table(path).to_pydict()
     assert [len(c) for c in table["candidate_texts"]] == [3, 3, 3]
     assert all(c != r and 0 <= c < 3 and 0 <= r < 3 for c, r in zip(table["chosen"], table["rejected"]))
-    batch = bench._tokenized_batch(path, s, str(tmp_path / "policy" / "tokenizer"))
+    batch = bench.tokenized_batch(path, s, str(tmp_path / "policy" / "tokenizer"))
     assert (tmp_path / "policy" / "tokenizer").is_dir() and policy_dir
     assert batch["state_ids"].shape == (3, 16) and bool((batch["state_ids"] != 0).all())
     assert batch["action_ids"].shape == (3, 4, 6)

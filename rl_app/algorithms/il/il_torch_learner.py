@@ -8,6 +8,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rl_app.algorithms.il.loss import bc_loss
+from rl_app.algorithms.gradients import FusedGradientStepMixin
 from rl_app.algorithms.precision import AutocastLearnerMixin
 
 __all__ = ["ILTorchLearner", "BC_LOSS", "ACCURACY", "ENTROPY"]
@@ -18,7 +19,7 @@ ACCURACY = "metrics/accuracy"
 ENTROPY = "metrics/entropy"
 
 
-class ILTorchLearner(AutocastLearnerMixin, TorchLearner):
+class ILTorchLearner(AutocastLearnerMixin, FusedGradientStepMixin, TorchLearner):
     """Behaviour cloning on ``WebShopChoiceModule``'s masked logits."""
 
     def compute_loss_for_module(self, *, module_id: str, config: Any = None, batch: Mapping[str, Any],

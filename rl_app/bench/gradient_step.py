@@ -1,0 +1,234 @@
+"""The DPO learner's update with RLlib's stock gradient step vs :mod:`rl_app.algorithms.gradients`.
+
+    python -m rl_app.bench.gradient_step --shapes tiny minilm bert-base-shape \\
+        --batch 64 --k 16 --valid 8 --state-len 256 --action-len 32
+
+One update = ``DPOTorchLearner._update`` on a batch already on the device (forward, DPO loss,
+backward, global-norm clip, optimizer step; no data path), the learner built with
+``DPOConfig.build_learner()`` in this process (Ray is started only to place a GPU learner).
+Two learners of one config differ only in the gradient step:
+
+* ``stock``: RLlib 2.60's ``TorchLearner`` clip function and ``apply_gradients`` (a norm and an
+  ``if not torch.isfinite(grad).all()`` per gradient tensor, twice);
+* ``fused``: :class:`~rl_app.algorithms.gradients.FusedGradientStepMixin` (what the learners use).
+
+Per update it prints the median time, the aten operators dispatched (on a GPU each is about
+one kernel launch) and the host syncs: ``aten::_local_scalar_dense`` (``bool()`` / ``item()``
+on a tensor) plus device -> host copies. On a GPU every host sync makes the CPU wait until all
+queued kernels have run, so the kernels after it cannot be queued while the GPU works; the
+operator and sync counts are device-independent, the milliseconds are the device's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from rl_app.bench.dpo_throughput import BERT_BASE_SHAPE, DPOBenchSettings, make_policy, tokenized_batch, \
+    write_pair_file
+from rl_app.bench.policy_throughput import machine_info, write_json_report
+
+__all__ = ["StepRow", "OpCounter", "optimizer_step_counters", "stock_learner_class", "module_batch", "measure_shape",
+           "markdown_table", "main"]
+
+STOCK = "stock RLlib step"
+FUSED = "fused step"
+_WARMUP_UPDATES = 2
+_MIN_UPDATES = 3
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One gradient-step variant on one shape; counts and ms are per update."""
+
+    shape: str
+    step: str
+    precision: str
+    param_tensors: int
+    ms_per_update: float
+    aten_ops: int
+    host_syncs: int
+    updates: int
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten operators dispatched inside it and the host syncs among them.
+
+    ``host_tensors``: tensors that stay on the CPU whatever the learner's device (the
+    optimizer's step counters: ``torch.optim`` keeps them there unless ``capturable``), whose
+    reads are therefore never a device sync and are not counted.
+    """
+
+    def __init__(self, host_tensors: Sequence[torch.Tensor] = ()) -> None:
+        super().__init__()
+        self.ops = 0
+        self.syncs = 0
+        self._host = {id(t) for t in host_tensors}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        self.ops += 1
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.syncs += id(args[0]) not in self._host
+        elif _is_device_to_host(func, args, kwargs):
+            self.syncs += 1
+        return func(*args, **kwargs)
+
+
+def _is_device_to_host(func, args, kwargs) -> bool:
+    if func is torch.ops.aten._to_copy.default:
+        target = kwargs.get("device")
+        return args[0].device.type != "cpu" and target is not None and torch.device(target).type == "cpu"
+    if func is torch.ops.aten.copy_.default:
+        return args[0].device.type == "cpu" and args[1].device.type != "cpu"
+    return False
+
+
+def stock_learner_class():
+    from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+
+    from rl_app.algorithms.dpo.dpo_torch_learner import DPOTorchLearner
+
+    class StockStepDPOTorchLearner(DPOTorchLearner):
+        """DPOTorchLearner with RLlib's own clip function and apply_gradients."""
+
+        _get_clip_function = staticmethod(TorchLearner._get_clip_function)
+
+        def apply_gradients(self, gradients_dict) -> None:
+            TorchLearner.apply_gradients(self, gradients_dict)
+
+    return StockStepDPOTorchLearner
+
+
+def _learner(pair_dir: Path, policy_dir: str, s: DPOBenchSettings, device: torch.device, precision: str,
+             learner_class=None):
+    from rl_app.algorithms.dpo import DPOConfig
+
+    if device.type == "cuda":
+        import ray
+
+        # RLlib picks a local learner's GPU through Ray's accelerator context.
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False)
+    config = (DPOConfig()
+              .dataset(paths=[str(pair_dir)])
+              .observations(k_max=s.k, max_state_tokens=s.state_len, max_action_tokens=s.action_len)
+              .rl_module(model_config={"init_checkpoint": policy_dir})
+              .training(lr=1e-5, train_batch_size_per_learner=s.batch, grad_clip=1.0)
+              .learners(num_learners=0, num_gpus_per_learner=1 if device.type == "cuda" else 0, precision=precision))
+    if learner_class is not None:
+        config.learners(learner_class=learner_class)
+    return config.build_learner()
+
+
+def module_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
+    obs = {key: batch[key].to(device) for key in ("state_ids", "action_ids", "action_mask")}
+    rest = {key: batch[key].to(device) for key in ("chosen", "rejected", "ref_chosen_logp", "ref_rejected_logp")}
+    return {"default_policy": {"obs": obs, **rest}}
+
+
+def optimizer_step_counters(learner) -> list[torch.Tensor]:
+    return [state["step"] for optimizer in learner._named_optimizers.values()
+            for state in optimizer.state.values() if torch.is_tensor(state.get("step"))]
+
+
+def _measure(learner, batch: dict[str, Any], s: DPOBenchSettings, device: torch.device) -> tuple[float, int, int, int]:
+    """(median seconds per update, aten ops, host syncs, updates timed)."""
+
+    def update():
+        learner._update(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(_WARMUP_UPDATES):
+        update()
+    counter = OpCounter(host_tensors=optimizer_step_counters(learner))
+    with counter:
+        learner._update(batch)
+    durations: list[float] = []
+    start = time.perf_counter()
+    while len(durations) < _MIN_UPDATES or time.perf_counter() - start < s.seconds:
+        t0 = time.perf_counter()
+        update()
+        durations.append(time.perf_counter() - t0)
+    return statistics.median(durations), counter.ops, counter.syncs, len(durations)
+
+
+def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = None) -> list[StepRow]:
+    """Stock and fused rows for one encoder shape (same weights, same batch)."""
+    device, precision = s.resolved_device(), s.resolved_precision()
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        tmp = Path(tmp)
+        policy = make_policy(shape, s.state_len, s.action_len)
+        policy_dir = policy.save_pretrained(tmp / "policy")
+        pair_file = write_pair_file(tmp / "pairs", policy.tokenizer, s, s.batch)
+        batch = module_batch(tokenized_batch(pair_file, s, str(Path(policy_dir) / "tokenizer")), device)
+        del policy
+        rows = []
+        for name, learner_class in ((STOCK, stock_learner_class()), (FUSED, None)):
+            learner = _learner(pair_file.parent, policy_dir, s, device, precision, learner_class)
+            params = sum(1 for p in learner.module["default_policy"].parameters() if p.requires_grad)
+            seconds, ops, syncs, n = _measure(learner, batch, s, device)
+            rows.append(StepRow(shape, name, precision, params, seconds * 1e3, ops, syncs, n))
+            del learner
+    return rows
+
+
+def markdown_table(rows: Sequence[StepRow]) -> str:
+    head = ["shape", "gradient step", "precision", "param tensors", "ms/update", "aten ops/update",
+            "host syncs/update", "updates timed"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
+    for r in rows:
+        lines.append("| " + " | ".join([r.shape, r.step, r.precision, str(r.param_tensors), f"{r.ms_per_update:,.1f}",
+                                        f"{r.aten_ops:,}", str(r.host_syncs), str(r.updates)]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> list[StepRow]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", nargs="+", default=["tiny", "minilm", BERT_BASE_SHAPE],
+                        help=f"tiny | minilm | {BERT_BASE_SHAPE} (all randomly initialised)")
+    parser.add_argument("--batch", type=int, default=32, help="preference pairs per update")
+    parser.add_argument("--k", type=int, default=16, help="candidate rows per state (k_max)")
+    parser.add_argument("--valid", type=int, default=None, help="valid candidates per state (default: k)")
+    parser.add_argument("--state-len", type=int, default=256)
+    parser.add_argument("--action-len", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row (after warm-up)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto = bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    s = DPOBenchSettings(batch=args.batch, k=args.k, valid=args.valid, state_len=args.state_len,
+                         action_len=args.action_len, seconds=args.seconds, device=args.device,
+                         precision=args.precision, rllib=False)
+    if not 2 <= s.n_valid <= s.k:
+        parser.error(f"--valid must be in [2, --k] (a pair needs two candidates), got {s.n_valid}")
+    if s.batch < 1 or s.state_len < 8 or s.action_len < 4:
+        parser.error("need --batch >= 1, --state-len >= 8, --action-len >= 4")
+    device, precision = s.resolved_device(), s.resolved_precision()
+    print(f"machine: {machine_info(device, precision)}")
+    print(f"workload: {s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} valid x "
+          f"{s.action_len} tokens; {s.seconds:g} s per row\n", flush=True)
+    rows: list[StepRow] = []
+    for shape in args.shapes:
+        rows += measure_shape(shape, s)
+    print(markdown_table(rows))
+    if args.json:
+        write_json_report(args.json, machine_info(device, precision), s, rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

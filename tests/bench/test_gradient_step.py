@@ -1,0 +1,52 @@
+"""The gradient-step benchmark at a tiny size: both rows measured on one learner shape, the
+fused step with fewer host syncs and operators, and the table and JSON written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rl_app.bench import gradient_step as bench
+
+SMALL = ["--shapes", "tiny", "--batch", "4", "--k", "4", "--valid", "3", "--state-len", "16", "--action-len", "6",
+         "--seconds", "0", "--threads", "1"]
+
+
+def test_rows_compare_the_two_steps(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    try:
+        rows = bench.main(SMALL + ["--json", str(tmp_path / "rows.json")])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "machine:" in out and "| shape | gradient step |" in out
+    stock, fused = rows
+    assert (stock.step, fused.step) == (bench.STOCK, bench.FUSED)
+    assert stock.param_tensors == fused.param_tensors > 20
+    assert all(r.ms_per_update > 0 and r.updates >= 3 and r.precision == "fp32" for r in rows)
+    # Per gradient tensor RLlib reads two values back and runs ~10 operators; the fused step neither.
+    assert fused.host_syncs <= 6
+    assert stock.host_syncs - fused.host_syncs > 2 * (stock.param_tensors - 6)
+    assert stock.aten_ops - fused.aten_ops > 5 * stock.param_tensors
+    saved = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["host_syncs"] for r in saved["rows"]] == [stock.host_syncs, fused.host_syncs]
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.json"]  # no temp file left
+
+
+def test_counter_sees_syncs_and_skips_host_tensors():
+    step = torch.tensor(3.0)
+    x = torch.ones(3)
+    counter = bench.OpCounter(host_tensors=[step])
+    with counter:
+        y = x * 2
+        assert bool((y > 1).all())   # a read of a value: one sync
+        assert step.item() == 3.0    # a host-side counter: not one
+    assert counter.syncs == 1
+    assert counter.ops >= 4  # mul, gt, all, the read
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(SystemExit):
+        bench.main(["--shapes", "tiny", "--k", "4", "--valid", "1"])
