@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from rl_app.algorithms.gradients import add_lr_warmup_argument
 from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
 from rl_app.algorithms.precision import add_precision_argument
 
@@ -44,6 +45,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--num-learners", type=int, default=0, help="0 = learn in this process")
     ap.add_argument("--gpus-per-learner", type=float, default=0)
     add_precision_argument(ap)
+    add_lr_warmup_argument(ap)
     ap.add_argument("--k-max", type=int, default=64)
     ap.add_argument("--max-state-tokens", type=int, default=512)
     ap.add_argument("--max-action-tokens", type=int, default=32)

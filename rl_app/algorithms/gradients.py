@@ -20,18 +20,30 @@ over the same loss without RLlib on an H200 (README, "DPO learner throughput").
   or ``torch_skip_nan_gradients`` are in play, RLlib's own ``apply_gradients`` runs unchanged
   (it warns and zeroes nan/inf per tensor).
 
-Put it after :class:`~rl_app.algorithms.precision.AutocastLearnerMixin` and before the RLlib
-learner in the bases.
+Linear learning-rate warmup (DECISIONS.md 16), ``config.training(lr_warmup_updates=N)``
+(:class:`LRWarmupConfigMixin`): update ``n`` (counted from 0) steps with ``lr * min(1, (n + 1) / N)``,
+so the first update uses ``lr / N`` and update ``N - 1`` and later the full ``lr``; 0 (default) =
+none. The factor multiplies whatever learning rate the optimizer holds (a constant or RLlib's own
+``lr`` schedule) for the duration of the step only, so RLlib's reported learning rate stays the
+undamped one. ``n`` is the optimizer's own step count (Adam keeps it in its state, which RLlib
+checkpoints), so a restored run continues its warmup where it stopped, and skipped updates
+(non-finite gradients with ``torch_skip_nan_gradients``) do not advance it.
+
+Put :class:`FusedGradientStepMixin` after :class:`~rl_app.algorithms.precision.AutocastLearnerMixin`
+and before the RLlib learner in the bases.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, Optional, Sequence
+import contextlib
+from typing import Any, Dict, Hashable, Iterator, Optional, Sequence
 
 import torch
+from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.utils.torch_utils import clip_gradients
 
-__all__ = ["global_norm", "clip_by_global_norm", "all_finite", "FusedGradientStepMixin"]
+__all__ = ["global_norm", "clip_by_global_norm", "all_finite", "warmup_factor", "optimizer_steps",
+           "add_lr_warmup_argument", "LRWarmupConfigMixin", "FusedGradientStepMixin"]
 
 # RLlib's compute_global_norm replaces inf norms by +-10e8 so that one overflowing tensor
 # does not make the clip coefficient 0 (ray/rllib/utils/torch_utils.py); kept identical.
@@ -80,21 +92,95 @@ def all_finite(grads: Sequence[torch.Tensor]) -> bool:
     return bool(torch.isfinite(norms).all())
 
 
+def warmup_factor(steps_done: int, warmup_updates: int) -> float:
+    """The learning-rate multiplier of the next update: ``min(1, (steps_done + 1) / warmup_updates)``
+    (1 without warmup)."""
+    if warmup_updates <= 0:
+        return 1.0
+    return min(1.0, (steps_done + 1) / warmup_updates)
+
+
+def optimizer_steps(optimizer: torch.optim.Optimizer) -> Optional[int]:
+    """Steps the optimizer has taken, from its per-parameter ``step`` state (every ``torch.optim``
+    optimizer but SGD and LBFGS keeps one: Adam, AdamW, RMSprop, ...); 0 before the first step;
+    None if it keeps no step count."""
+    if isinstance(optimizer, (torch.optim.SGD, torch.optim.LBFGS)):
+        return None
+    if not optimizer.state:
+        return 0
+    for state in optimizer.state.values():
+        if "step" in state:
+            return int(state["step"])  # a CPU tensor unless the optimizer is capturable/fused
+    return None
+
+
+def add_lr_warmup_argument(parser) -> None:
+    """``--lr-warmup-updates`` for a trainer's command line (goes to ``config.training(lr_warmup_updates=...)``)."""
+    parser.add_argument("--lr-warmup-updates", type=int, default=0,
+                        help="linear learning-rate warmup over this many updates (0 = none)")
+
+
+class LRWarmupConfigMixin:
+    """Adds ``lr_warmup_updates`` to an ``AlgorithmConfig``'s ``training(...)`` builder."""
+
+    lr_warmup_updates: int = 0
+
+    def training(self, *, lr_warmup_updates: int = NotProvided, **kwargs: Any):
+        """RLlib's ``training(...)`` plus ``lr_warmup_updates``: linear warmup over that many
+        updates, 0 = none (see :mod:`rl_app.algorithms.gradients`)."""
+        super().training(**kwargs)
+        if lr_warmup_updates is not NotProvided:
+            self.lr_warmup_updates = lr_warmup_updates
+        return self
+
+    def _validate_lr_warmup(self) -> None:
+        if not isinstance(self.lr_warmup_updates, int) or self.lr_warmup_updates < 0:
+            self._value_error(f"config.training(lr_warmup_updates={self.lr_warmup_updates!r}): use an int >= 0 "
+                              "(0 = no warmup)")
+
+
 class FusedGradientStepMixin:
-    """RLlib's ``TorchLearner`` gradient clipping and step with O(1) host syncs per update."""
+    """RLlib's ``TorchLearner`` gradient clipping and step with O(1) host syncs per update, and
+    the config's learning-rate warmup."""
 
     @staticmethod
     def _get_clip_function():
         return clip_by_global_norm
 
     def apply_gradients(self, gradients_dict) -> None:
-        if (self.config.torch_skip_nan_gradients or self._grad_scalers is not None
-                or self._lr_scheduler_classes is not None):
-            return super().apply_gradients(gradients_dict)
-        if not all_finite([g for g in gradients_dict.values() if g is not None]):
-            return super().apply_gradients(gradients_dict)  # RLlib: warn, zero nan/inf per tensor, step
-        for pid, grad in gradients_dict.items():
-            self._params[pid].grad = grad
-        for module_id, optimizer_names in self._module_optimizers.items():
-            for optimizer_name in optimizer_names:
-                self.get_optimizer(module_id, optimizer_name).step()
+        with self._lr_warmup():
+            if (self.config.torch_skip_nan_gradients or self._grad_scalers is not None
+                    or self._lr_scheduler_classes is not None):
+                return super().apply_gradients(gradients_dict)
+            if not all_finite([g for g in gradients_dict.values() if g is not None]):
+                return super().apply_gradients(gradients_dict)  # RLlib: warn, zero nan/inf per tensor, step
+            for pid, grad in gradients_dict.items():
+                self._params[pid].grad = grad
+            for module_id, optimizer_names in self._module_optimizers.items():
+                for optimizer_name in optimizer_names:
+                    self.get_optimizer(module_id, optimizer_name).step()
+
+    @contextlib.contextmanager
+    def _lr_warmup(self) -> Iterator[None]:
+        """Scales every optimizer's learning rate by its warmup factor for one step, then restores it."""
+        warmup = int(getattr(self.config, "lr_warmup_updates", 0) or 0)
+        if warmup <= 0:
+            yield
+            return
+        scaled = []
+        for name, optimizer in self._named_optimizers.items():
+            steps = optimizer_steps(optimizer)
+            if steps is None:
+                raise ValueError(f"lr_warmup_updates={warmup} needs an optimizer that counts its steps (Adam, "
+                                 f"AdamW, RMSprop, ...); optimizer {name!r} is a {type(optimizer).__name__}: "
+                                 "set config.training(lr_warmup_updates=0) or use such an optimizer")
+            factor = warmup_factor(steps, warmup)
+            if factor < 1.0:
+                for group in optimizer.param_groups:
+                    scaled.append((group, group["lr"]))
+                    group["lr"] = group["lr"] * factor
+        try:
+            yield
+        finally:
+            for group, lr in scaled:
+                group["lr"] = lr

@@ -46,6 +46,7 @@ from ray.rllib.utils import flatten_dict
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
+from rl_app.algorithms.gradients import LRWarmupConfigMixin
 from rl_app.algorithms.precision import PrecisionConfigMixin
 from rl_app.env.candidates import DEFAULT_K_MAX
 from rl_app.env.observation import ObservationEncoder, observation_space
@@ -74,7 +75,7 @@ DEFAULT_MAX_ACTION_TOKENS = 32
 _NO_MODULE_STATE = {"unused": "ChoiceOfflinePreLearner needs no module weights"}
 
 
-class OfflineChoiceConfig(PrecisionConfigMixin, AlgorithmConfig):
+class OfflineChoiceConfig(PrecisionConfigMixin, LRWarmupConfigMixin, AlgorithmConfig):
     """Settings of an offline algorithm that trains ``WebShopChoiceModule`` from parquet.
 
     Build with keyword-only builder methods (each returns ``self``)::
@@ -113,6 +114,7 @@ class OfflineChoiceConfig(PrecisionConfigMixin, AlgorithmConfig):
         self.train_batch_size_per_learner = 32
         self.lr = 1e-4
         self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rl_app.algorithms.precision)
+        self.lr_warmup_updates = 0  # linear warmup over N updates (rl_app.algorithms.gradients)
         # The value head gets no gradient from offline policy losses; DDP (num_learners > 1)
         # would otherwise wait for its gradients forever.
         self.torch_ddp_kwargs = {"find_unused_parameters": True}
@@ -219,6 +221,7 @@ class OfflineChoiceConfig(PrecisionConfigMixin, AlgorithmConfig):
     def validate(self) -> None:
         super().validate()
         self._validate_precision()
+        self._validate_lr_warmup()
         if self.num_env_runners:
             self._value_error(f"{type(self).__name__} trains from files only: set "
                               "config.env_runners(num_env_runners=0)")

@@ -10,9 +10,10 @@ import torch
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.torch_utils import clip_gradients
 
-from rl_app.algorithms.gradients import all_finite, clip_by_global_norm, global_norm
+from rl_app.algorithms.gradients import all_finite, clip_by_global_norm, global_norm, optimizer_steps, \
+    warmup_factor
 from rl_app.bench import dpo_throughput as dpo_bench
-from rl_app.bench.gradient_step import OpCounter, module_batch, stock_learner_class, optimizer_step_counters
+from rl_app.bench.gradient_step import OpCounter, module_batch, optimizer_step_counters, stock_learner_class
 
 
 def _random_grads(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -80,8 +81,8 @@ def test_all_finite():
 
 # ---------------------------------------------------------------------- on a real DPO learner
 @pytest.fixture(scope="module")
-def learners(tmp_path_factory):
-    """(fused, stock) DPO learners of one tiny config, built in this process, and a batch."""
+def tiny_pairs(tmp_path_factory):
+    """A tiny random policy, 4 preference pairs of it and their tokenized batch (CPU tensors)."""
     tmp = tmp_path_factory.mktemp("gradstep")
     s = dpo_bench.DPOBenchSettings(batch=4, k=4, valid=3, state_len=16, action_len=6, device="cpu",
                                    precision="fp32")
@@ -89,22 +90,33 @@ def learners(tmp_path_factory):
     policy_dir = policy.save_pretrained(tmp / "policy")
     pair_file = dpo_bench.write_pair_file(tmp / "pairs", policy.tokenizer, s, n_pairs=s.batch)
     batch = module_batch(dpo_bench.tokenized_batch(pair_file, s, str(tmp / "policy" / "tokenizer")),
-                          torch.device("cpu"))
+                         torch.device("cpu"))
+    return s, str(policy_dir), pair_file.parent, batch
+
+
+def build_learner(tiny_pairs, learner_class=None, **training):
+    """A DPO learner of the tiny config, built in this process (no Ray); lr 1e-3 unless given."""
     from rl_app.algorithms.dpo import DPOConfig
 
-    def build(learner_class=None):
-        config = (DPOConfig().dataset(paths=[str(pair_file.parent)])
-                  .observations(k_max=s.k, max_state_tokens=s.state_len, max_action_tokens=s.action_len)
-                  .rl_module(model_config={"init_checkpoint": str(policy_dir)})
-                  .training(lr=1e-3, train_batch_size_per_learner=s.batch, grad_clip=1.0)
-                  .learners(num_learners=0))
-        if learner_class is not None:
-            config.learners(learner_class=learner_class)
-        learner = config.build_learner()
-        learner._update(batch)  # the optimizer state (Adam's step counters) exists from here on
-        return learner
+    s, policy_dir, pair_dir, _ = tiny_pairs
+    config = (DPOConfig().dataset(paths=[str(pair_dir)])
+              .observations(k_max=s.k, max_state_tokens=s.state_len, max_action_tokens=s.action_len)
+              .rl_module(model_config={"init_checkpoint": policy_dir})
+              .training(**{"lr": 1e-3, "train_batch_size_per_learner": s.batch, "grad_clip": 1.0, **training})
+              .learners(num_learners=0))
+    if learner_class is not None:
+        config.learners(learner_class=learner_class)
+    return config.build_learner()
 
-    return build(), build(stock_learner_class()), batch
+
+@pytest.fixture(scope="module")
+def learners(tiny_pairs):
+    """(fused, stock) DPO learners of one config, each one update in, and a batch."""
+    batch = tiny_pairs[3]
+    built = build_learner(tiny_pairs), build_learner(tiny_pairs, stock_learner_class())
+    for learner in built:
+        learner._update(batch)  # the optimizer state (Adam's step counters) exists from here on
+    return (*built, batch)
 
 
 def _gradients(learner, batch) -> dict:
@@ -170,3 +182,89 @@ def test_learner_update_syncs_do_not_grow_with_the_parameter_count(learners):
     # Same forward and loss; RLlib's step reads each gradient twice where the fused one reads once in all.
     assert counts["stock"].syncs - counts["fused"].syncs == 2 * n_grads - 1
     assert counts["stock"].ops > counts["fused"].ops + 5 * n_grads
+
+
+# ---------------------------------------------------------------------- learning-rate warmup
+def test_warmup_factor_by_hand():
+    assert [warmup_factor(n, 4) for n in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0 and warmup_factor(0, 1) == 1.0
+
+
+def _lrs_of_steps(learner, batch, updates: int) -> list[float]:
+    """The learning rate each optimizer step ran with, over ``updates`` learner updates."""
+    optimizer = next(iter(learner._named_optimizers.values()))
+    seen, step = [], optimizer.step
+
+    def recording_step(*args, **kwargs):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    optimizer.step = recording_step
+    try:
+        for _ in range(updates):
+            learner._update(batch)
+    finally:
+        del optimizer.step
+    return seen
+
+
+def test_lr_warmup_ramps_the_first_updates_and_restores_the_lr(tiny_pairs):
+    batch = tiny_pairs[3]
+    learner = build_learner(tiny_pairs, lr_warmup_updates=4)
+    assert learner.config.lr_warmup_updates == 4
+    assert _lrs_of_steps(learner, batch, 6) == pytest.approx([0.25e-3, 0.5e-3, 0.75e-3, 1e-3, 1e-3, 1e-3])
+    optimizer = next(iter(learner._named_optimizers.values()))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # RLlib sees (and logs) the undamped lr
+    assert optimizer_steps(optimizer) == 6
+    # Without warmup every step runs at the full lr.
+    assert _lrs_of_steps(build_learner(tiny_pairs), batch, 2) == pytest.approx([1e-3, 1e-3])
+
+
+def test_lr_warmup_continues_after_a_restore(tiny_pairs):
+    batch = tiny_pairs[3]
+    first = build_learner(tiny_pairs, lr_warmup_updates=4)
+    assert _lrs_of_steps(first, batch, 2) == pytest.approx([0.25e-3, 0.5e-3])
+    restored = build_learner(tiny_pairs, lr_warmup_updates=4)
+    restored.set_state(first.get_state())  # what an RLlib checkpoint restore does to a learner
+    assert _lrs_of_steps(restored, batch, 3) == pytest.approx([0.75e-3, 1e-3, 1e-3])
+
+
+def test_lr_warmup_needs_a_step_counting_optimizer(tiny_pairs):
+    learner = build_learner(tiny_pairs, lr_warmup_updates=3)
+    name = next(iter(learner._named_optimizers))
+    params = [p for group in learner._named_optimizers[name].param_groups for p in group["params"]]
+    learner._named_optimizers[name] = torch.optim.SGD(params, lr=1e-3)
+    with pytest.raises(ValueError, match="counts its steps.*SGD"):
+        learner.apply_gradients({})
+    assert optimizer_steps(torch.optim.SGD(params, lr=1e-3)) is None
+
+
+def test_configs_take_and_validate_lr_warmup(demo_dir):
+    from rl_app.algorithms.dpo import DPOConfig
+    from rl_app.algorithms.ppo import WebShopPPOConfig
+    from .conftest import tiny_il_config
+
+    assert tiny_il_config([str(demo_dir)]).lr_warmup_updates == 0
+    ppo = WebShopPPOConfig().training(lr_warmup_updates=50, lr=3e-5)
+    assert (ppo.lr_warmup_updates, ppo.lr) == (50, 3e-5)  # RLlib's own arguments still apply
+    assert DPOConfig().training(lr_warmup_updates=7).lr_warmup_updates == 7
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="lr_warmup_updates"):
+            tiny_il_config([str(demo_dir)]).training(lr_warmup_updates=bad).validate()
+
+
+def test_trainers_take_lr_warmup_updates(tmp_path):
+    import argparse
+
+    from rl_app.algorithms.cli import add_common_args
+    from rl_app.algorithms.dpo.train import build_config
+
+    ap = argparse.ArgumentParser()
+    add_common_args(ap)
+    ap.add_argument("--init-checkpoint")
+    for name, default in (("--beta", 0.1), ("--loss-type", "sigmoid"), ("--label-smoothing", 0.0),
+                          ("--nll-coeff", 0.0), ("--pair-level", "auto"), ("--max-trajectory-steps", None)):
+        ap.add_argument(name, default=default)
+    args = ap.parse_args(["--data", str(tmp_path), "--out", str(tmp_path), "--init-checkpoint", str(tmp_path),
+                          "--lr-warmup-updates", "25"])
+    assert build_config(args).lr_warmup_updates == 25

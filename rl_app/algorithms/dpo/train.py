@@ -43,7 +43,7 @@ def build_config(args: argparse.Namespace):
               .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner,
                         precision=args.precision)
               .debugging(seed=args.seed))
-    config.training(train_batch_size_per_learner=args.batch_size)
+    config.training(train_batch_size_per_learner=args.batch_size, lr_warmup_updates=args.lr_warmup_updates)
     if args.lr is not None:
         config.training(lr=args.lr)
     return config

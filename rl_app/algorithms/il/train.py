@@ -39,7 +39,7 @@ def build_config(args: argparse.Namespace):
             .observations(k_max=args.k_max, max_state_tokens=args.max_state_tokens,
                           max_action_tokens=args.max_action_tokens)
             .rl_module(model_config=model_config)
-            .training(lr=lr, train_batch_size_per_learner=args.batch_size)
+            .training(lr=lr, train_batch_size_per_learner=args.batch_size, lr_warmup_updates=args.lr_warmup_updates)
             .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner,
                       precision=args.precision)
             .debugging(seed=args.seed))

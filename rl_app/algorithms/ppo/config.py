@@ -24,6 +24,7 @@ import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPOConfig
 
+from rl_app.algorithms.gradients import LRWarmupConfigMixin
 from rl_app.algorithms.precision import PrecisionConfigMixin
 from rl_app.env.observation import observation_space
 from rl_app.env.webshop_env import WebShopEnv, WebShopEnvConfig
@@ -35,7 +36,7 @@ __all__ = ["WebShopPPOConfig", "WEBSHOP_GAMMA"]
 WEBSHOP_GAMMA = 0.9
 
 
-class WebShopPPOConfig(PrecisionConfigMixin, PPOConfig):
+class WebShopPPOConfig(PrecisionConfigMixin, LRWarmupConfigMixin, PPOConfig):
     """PPOConfig preset for WebShop; every RLlib PPO option still applies."""
 
     def __init__(self, algo_class=None) -> None:
@@ -64,6 +65,7 @@ class WebShopPPOConfig(PrecisionConfigMixin, PPOConfig):
         self.env_runner_health_probe_timeout_s = 60.0
         self.num_gpus_per_learner = 1 if _cuda_available() else 0
         self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rl_app.algorithms.precision)
+        self.lr_warmup_updates = 0  # linear warmup over N updates (rl_app.algorithms.gradients)
         self._apply_webshop()  # the embedded synthetic shop until .webshop() says otherwise
 
     def webshop(self, *, env_config: Optional[Mapping[str, Any]] = NotProvided,
@@ -125,6 +127,7 @@ class WebShopPPOConfig(PrecisionConfigMixin, PPOConfig):
     def validate(self) -> None:
         super().validate()
         self._validate_precision()
+        self._validate_lr_warmup()
         if self.il_coeff < 0:
             raise ValueError(f"il_coeff must be >= 0, got {self.il_coeff}")
         if self.il_coeff > 0 and not self.il_data:

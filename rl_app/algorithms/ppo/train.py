@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from rl_app.algorithms.gradients import add_lr_warmup_argument
 from rl_app.algorithms.precision import add_precision_argument
 
 __all__ = ["main", "build_config"]
@@ -39,7 +40,8 @@ def build_config(args: argparse.Namespace):
                        init_checkpoint=args.init_checkpoint)
               .env_runners(num_env_runners=args.num_env_runners, num_envs_per_env_runner=args.envs_per_runner)
               .training(train_batch_size_per_learner=args.train_batch, minibatch_size=args.minibatch,
-                        num_epochs=args.epochs, lr=args.lr, entropy_coeff=args.entropy)
+                        num_epochs=args.epochs, lr=args.lr, entropy_coeff=args.entropy,
+                        lr_warmup_updates=args.lr_warmup_updates)
               .learners(precision=args.precision)
               .debugging(seed=args.seed))
     if args.il_coeff > 0:
@@ -65,6 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
     add_precision_argument(ap)
+    add_lr_warmup_argument(ap)
     ap.add_argument("--entropy", type=float, default=0.01)
     ap.add_argument("--il-coeff", type=float, default=0.0)
     ap.add_argument("--il-data", default=None)
