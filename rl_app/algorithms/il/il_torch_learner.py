@@ -7,8 +7,8 @@ from typing import Any, Mapping
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
-from rl_app.algorithms.il.loss import bc_loss
 from rl_app.algorithms.gradients import FusedGradientStepMixin
+from rl_app.algorithms.il.loss import bc_loss
 from rl_app.algorithms.precision import AutocastLearnerMixin
 
 __all__ = ["ILTorchLearner", "BC_LOSS", "ACCURACY", "ENTROPY"]
