@@ -43,10 +43,10 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from rl_app.bench.policy_throughput import ShapeSettingsMixin, machine_info, write_json_report
+from rl_app.bench.policy_throughput import ShapeSettingsMixin, run_shapes
 
 __all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "measure_shape",
-           "markdown_table", "main"]
+           "markdown_table", "add_pair_workload_arguments", "check_pair_workload", "main"]
 
 RAW = "raw encoder"
 LOSS_ONLY = "DPO loss (no RLlib)"
@@ -380,8 +380,9 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_pair_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pair workload's arguments, shared by the DPO benchmarks: ``--shapes --batch --k --valid
+    --state-len --action-len --device --precision --threads --json``."""
     parser.add_argument("--shapes", nargs="+", default=["tiny", "minilm", BERT_BASE_SHAPE],
                         help=f"tiny | minilm | {BERT_BASE_SHAPE} (all randomly initialised)")
     parser.add_argument("--batch", type=int, default=32, help="preference pairs per update")
@@ -389,17 +390,30 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
     parser.add_argument("--valid", type=int, default=None, help="valid candidates per state (default: k)")
     parser.add_argument("--state-len", type=int, default=256)
     parser.add_argument("--action-len", type=int, default=32)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto = bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's); 1 gives stable figures on a busy small CPU")
+    parser.add_argument("--json", default=None, help="also write the rows here")
+
+
+def check_pair_workload(parser: argparse.ArgumentParser, s: DPOBenchSettings) -> None:
+    """``parser.error`` unless the pair workload ``s`` is one the benchmarks can build."""
+    if not 2 <= s.n_valid <= s.k:
+        parser.error(f"--valid must be in [2, --k] (a pair needs two candidates), got {s.n_valid}")
+    if s.batch < 1 or s.state_len < 8 or s.action_len < 4:
+        parser.error("need --batch >= 1, --state-len >= 8, --action-len >= 4")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_pair_workload_arguments(parser)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds of the raw and loss-only rows")
     parser.add_argument("--updates", type=int, default=10, help="DPO updates per train() call (RLlib row)")
     parser.add_argument("--iterations", type=int, default=3, help="timed train() calls (RLlib row)")
     parser.add_argument("--warmup-iterations", type=int, default=1, help="untimed train() calls first")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="auto = bf16 autocast on CUDA, fp32 on CPU")
     parser.add_argument("--no-rllib", action="store_true", help="skip the RLlib row (no Ray)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's); 1 gives stable figures on a busy small CPU")
-    parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--profile-dir", default=None,
                         help="profile one more RLlib train() per shape (cProfile + torch.profiler tables) into this dir")
     args = parser.parse_args(argv)
@@ -410,24 +424,13 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
                          iterations=args.iterations, warmup_iterations=args.warmup_iterations,
                          device=args.device, precision=args.precision, rllib=not args.no_rllib,
                          profile_dir=args.profile_dir)
-    if not 2 <= s.n_valid <= s.k:
-        parser.error(f"--valid must be in [2, --k] (a pair needs two candidates), got {s.n_valid}")
-    if min(s.batch, s.updates, s.iterations) < 1 or s.warmup_iterations < 0 or s.state_len < 8 or s.action_len < 4:
-        parser.error("need --batch, --updates, --iterations >= 1, --warmup-iterations >= 0, "
-                     "--state-len >= 8, --action-len >= 4")
-    device, precision = s.resolved_device(), s.resolved_precision()
-    print(f"machine: {machine_info(device, precision)}")
-    print(f"workload: {s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} valid x "
-          f"{s.action_len} tokens; raw/loss rows {s.seconds:g} s each; RLlib row "
-          f"{'off' if not s.rllib else f'{s.warmup_iterations} + {s.iterations} train() x {s.updates} updates'}\n",
-          flush=True)
-    rows: list[Row] = []
-    for shape in args.shapes:
-        rows += measure_shape(shape, s)
-    print(markdown_table(rows))
-    if args.json:
-        write_json_report(args.json, machine_info(device, precision), s, rows)
-    return rows
+    check_pair_workload(parser, s)
+    if min(s.updates, s.iterations) < 1 or s.warmup_iterations < 0:
+        parser.error("need --updates, --iterations >= 1, --warmup-iterations >= 0")
+    rllib = f"{s.warmup_iterations} + {s.iterations} train() x {s.updates} updates" if s.rllib else "off"
+    return run_shapes(measure_shape, markdown_table, args.shapes, s, json_path=args.json,
+                      workload=f"{s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} "
+                               f"valid x {s.action_len} tokens; raw/loss rows {s.seconds:g} s each; RLlib row {rllib}")
 
 
 if __name__ == "__main__":

@@ -32,9 +32,9 @@ from typing import Any, Optional, Sequence
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from rl_app.bench.dpo_throughput import BERT_BASE_SHAPE, DPOBenchSettings, make_policy, tokenized_batch, \
-    write_pair_file
-from rl_app.bench.policy_throughput import machine_info, write_json_report
+from rl_app.bench.dpo_throughput import DPOBenchSettings, add_pair_workload_arguments, check_pair_workload, \
+    make_policy, tokenized_batch, write_pair_file
+from rl_app.bench.policy_throughput import run_shapes
 
 __all__ = ["StepRow", "OpCounter", "optimizer_step_counters", "stock_learner_class", "module_batch", "measure_shape",
            "markdown_table", "main"]
@@ -194,40 +194,18 @@ def markdown_table(rows: Sequence[StepRow]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> list[StepRow]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=["tiny", "minilm", BERT_BASE_SHAPE],
-                        help=f"tiny | minilm | {BERT_BASE_SHAPE} (all randomly initialised)")
-    parser.add_argument("--batch", type=int, default=32, help="preference pairs per update")
-    parser.add_argument("--k", type=int, default=16, help="candidate rows per state (k_max)")
-    parser.add_argument("--valid", type=int, default=None, help="valid candidates per state (default: k)")
-    parser.add_argument("--state-len", type=int, default=256)
-    parser.add_argument("--action-len", type=int, default=32)
+    add_pair_workload_arguments(parser)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row (after warm-up)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="auto = bf16 autocast on CUDA, fp32 on CPU")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     s = DPOBenchSettings(batch=args.batch, k=args.k, valid=args.valid, state_len=args.state_len,
                          action_len=args.action_len, seconds=args.seconds, device=args.device,
                          precision=args.precision, rllib=False)
-    if not 2 <= s.n_valid <= s.k:
-        parser.error(f"--valid must be in [2, --k] (a pair needs two candidates), got {s.n_valid}")
-    if s.batch < 1 or s.state_len < 8 or s.action_len < 4:
-        parser.error("need --batch >= 1, --state-len >= 8, --action-len >= 4")
-    device, precision = s.resolved_device(), s.resolved_precision()
-    print(f"machine: {machine_info(device, precision)}")
-    print(f"workload: {s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} valid x "
-          f"{s.action_len} tokens; {s.seconds:g} s per row\n", flush=True)
-    rows: list[StepRow] = []
-    for shape in args.shapes:
-        rows += measure_shape(shape, s)
-    print(markdown_table(rows))
-    if args.json:
-        write_json_report(args.json, machine_info(device, precision), s, rows)
-    return rows
+    check_pair_workload(parser, s)
+    return run_shapes(measure_shape, markdown_table, args.shapes, s, json_path=args.json,
+                      workload=f"{s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} "
+                               f"valid x {s.action_len} tokens; {s.seconds:g} s per row")
 
 
 if __name__ == "__main__":

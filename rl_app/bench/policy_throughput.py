@@ -25,11 +25,11 @@ import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-__all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "main"]
+__all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "run_shapes", "main"]
 
 BERT_BASE_SHAPE = "bert-base-shape"
 _BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -227,6 +227,21 @@ def write_json_report(path: str, machine: str, settings, rows: Sequence) -> None
     os.replace(tmp, path)
 
 
+def run_shapes(measure: Callable[[str, Any], list], table: Callable[[Sequence], str], shapes: Sequence[str],
+               settings, *, workload: str, json_path: Optional[str] = None) -> list:
+    """Print the machine and ``workload`` lines, measure every shape, print the table, write the JSON."""
+    device, precision = settings.resolved_device(), settings.resolved_precision()
+    print(f"machine: {machine_info(device, precision)}")
+    print(f"workload: {workload}\n", flush=True)
+    rows: list = []
+    for shape in shapes:
+        rows += measure(shape, settings)
+    print(table(rows))
+    if json_path:
+        write_json_report(json_path, machine_info(device, precision), settings, rows)
+    return rows
+
+
 def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", default=["tiny", "minilm", BERT_BASE_SHAPE],
@@ -253,17 +268,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
                       precision=args.precision, modes=tuple(args.modes), compare_all_rows=args.compare_all_rows)
     if not 0 <= s.n_valid <= s.k:
         parser.error(f"--valid must be in [0, --k], got {s.n_valid}")
-    device, precision = s.resolved_device(), s.resolved_precision()
-    print(f"machine: {machine_info(device, precision)}")
-    print(f"workload: batch {s.batch} states x {s.state_len} tokens, k {s.k} rows, {s.n_valid} valid x "
-          f"{s.action_len} tokens; {s.seconds:g} s per measurement\n", flush=True)
-    rows: list[Row] = []
-    for shape in args.shapes:
-        rows += measure_shape(shape, s)
-    print(markdown_table(rows))
-    if args.json:
-        write_json_report(args.json, machine_info(device, precision), s, rows)
-    return rows
+    return run_shapes(measure_shape, markdown_table, args.shapes, s, json_path=args.json,
+                      workload=f"batch {s.batch} states x {s.state_len} tokens, k {s.k} rows, {s.n_valid} valid x "
+                               f"{s.action_len} tokens; {s.seconds:g} s per measurement")
 
 
 if __name__ == "__main__":
