@@ -34,7 +34,6 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from rl_app.bench.policy_throughput import ShapeSettingsMixin, run_shapes
+from rl_app.bench.policy_throughput import ShapeSettingsMixin, median_step_time, run_shapes
 
 __all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "measure_shape",
            "markdown_table", "add_pair_workload_arguments", "check_pair_workload", "main"]
@@ -204,24 +203,8 @@ def tokenized_batch(pair_file: Path, s: DPOBenchSettings, tokenizer_dir: str) ->
 
 
 # ---------------------------------------------------------------------- timing
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _median_step(step: Callable[[], None], seconds: float, device: torch.device) -> tuple[float, int]:
-    """Median seconds per step (robust on a shared CPU) and the number of timed steps."""
-    for _ in range(_WARMUP_STEPS):
-        step()
-    _sync(device)
-    durations: list[float] = []
-    start = time.perf_counter()
-    while len(durations) < _MIN_STEPS or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        durations.append(time.perf_counter() - t0)
-    return statistics.median(durations), len(durations)
+    return median_step_time(step, seconds, device, warmup_steps=_WARMUP_STEPS, min_steps=_MIN_STEPS)
 
 
 def _autocast(device: torch.device, precision: str):

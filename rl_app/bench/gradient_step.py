@@ -22,9 +22,7 @@ operator and sync counts are device-independent, the milliseconds are the device
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -34,7 +32,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from rl_app.bench.dpo_throughput import DPOBenchSettings, add_pair_workload_arguments, check_pair_workload, \
     make_policy, tokenized_batch, write_pair_file
-from rl_app.bench.policy_throughput import run_shapes
+from rl_app.bench.policy_throughput import median_step_time, run_shapes
 
 __all__ = ["StepRow", "OpCounter", "optimizer_step_counters", "stock_learner_class", "module_batch", "measure_shape",
            "markdown_table", "main"]
@@ -142,24 +140,17 @@ def optimizer_step_counters(learner) -> list[torch.Tensor]:
 
 def _measure(learner, batch: dict[str, Any], s: DPOBenchSettings, device: torch.device) -> tuple[float, int, int, int]:
     """(median seconds per update, aten ops, host syncs, updates timed)."""
+    counted: list[OpCounter] = []
 
-    def update():
-        learner._update(batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    def count_one_update():  # after the warm-up, so Adam's step counters exist
+        counter = OpCounter(host_tensors=optimizer_step_counters(learner))
+        with counter:
+            learner._update(batch)
+        counted.append(counter)
 
-    for _ in range(_WARMUP_UPDATES):
-        update()
-    counter = OpCounter(host_tensors=optimizer_step_counters(learner))
-    with counter:
-        learner._update(batch)
-    durations: list[float] = []
-    start = time.perf_counter()
-    while len(durations) < _MIN_UPDATES or time.perf_counter() - start < s.seconds:
-        t0 = time.perf_counter()
-        update()
-        durations.append(time.perf_counter() - t0)
-    return statistics.median(durations), counter.ops, counter.syncs, len(durations)
+    seconds, n = median_step_time(lambda: learner._update(batch), s.seconds, device, warmup_steps=_WARMUP_UPDATES,
+                                  min_steps=_MIN_UPDATES, before_timing=count_one_update)
+    return seconds, counted[0].ops, counted[0].syncs, n
 
 
 def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = None) -> list[StepRow]:

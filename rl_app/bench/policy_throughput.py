@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-__all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "run_shapes", "main"]
+__all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "median_step_time", "run_shapes", "main"]
 
 BERT_BASE_SHAPE = "bert-base-shape"
 _BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -125,22 +125,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(step: Callable[[], None], seconds: float, device: torch.device) -> tuple[float, int, Optional[float]]:
-    """Median seconds per step (robust to other processes sharing a small CPU), steps, peak GiB."""
-    for _ in range(_WARMUP_STEPS):
+def median_step_time(step: Callable[[], None], seconds: float, device: torch.device, *,
+                     warmup_steps: int = _WARMUP_STEPS, min_steps: int = _MIN_STEPS,
+                     before_timing: Optional[Callable[[], None]] = None) -> tuple[float, int]:
+    """Median seconds per ``step`` (robust to other processes sharing a small CPU) over at least
+    ``min_steps`` steps and ``seconds``, after ``warmup_steps``; the device is synchronised after
+    every step. Returns (median seconds, steps timed). Shared by the throughput benchmarks."""
+    for _ in range(warmup_steps):
         step()
     _sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    if before_timing is not None:
+        before_timing()
     durations: list[float] = []
     start = time.perf_counter()
-    while len(durations) < _MIN_STEPS or time.perf_counter() - start < seconds:
+    while len(durations) < min_steps or time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
         step()
         _sync(device)
         durations.append(time.perf_counter() - t0)
+    return statistics.median(durations), len(durations)
+
+
+def _time(step: Callable[[], None], seconds: float, device: torch.device) -> tuple[float, int, Optional[float]]:
+    """Median seconds per step, steps, peak GiB (CUDA)."""
+    reset = (lambda: torch.cuda.reset_peak_memory_stats(device)) if device.type == "cuda" else None
+    median, steps = median_step_time(step, seconds, device, before_timing=reset)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return statistics.median(durations), len(durations), peak
+    return median, steps, peak
 
 
 def measure_shape(shape: str, s: BenchSettings) -> list[Row]:
