@@ -128,12 +128,14 @@ def _learner(pair_dir: Path, policy_dir: str, s: DPOBenchSettings, device: torch
 
 
 def module_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
+    """A :func:`~rl_app.bench.dpo_throughput.tokenized_batch` as the learner's ``_update`` takes it, on ``device``."""
     obs = {key: batch[key].to(device) for key in ("state_ids", "action_ids", "action_mask")}
     rest = {key: batch[key].to(device) for key in ("chosen", "rejected", "ref_chosen_logp", "ref_rejected_logp")}
     return {"default_policy": {"obs": obs, **rest}}
 
 
 def optimizer_step_counters(learner) -> list[torch.Tensor]:
+    """The ``step`` tensors in the learner's optimizer states (empty before the first step)."""
     return [state["step"] for optimizer in learner._named_optimizers.values()
             for state in optimizer.state.values() if torch.is_tensor(state.get("step"))]
 
