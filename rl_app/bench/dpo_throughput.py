@@ -44,7 +44,8 @@ import torch
 
 from rl_app.bench.policy_throughput import ShapeSettingsMixin, median_step_time, run_shapes
 
-__all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "measure_shape",
+__all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "pair_workload", "dpo_config",
+           "measure_shape",
            "markdown_table", "add_pair_workload_arguments", "check_pair_workload", "main"]
 
 RAW = "raw encoder"
@@ -202,6 +203,29 @@ def tokenized_batch(pair_file: Path, s: DPOBenchSettings, tokenizer_dir: str) ->
     return out
 
 
+def pair_workload(directory: Path, shape: str, s: DPOBenchSettings, n_pairs: int) -> tuple[str, Path, dict]:
+    """A random ``shape`` policy saved in ``directory/policy``, ``n_pairs`` pairs of it in ``directory/pairs`` and
+    the first ``s.batch`` of them tokenized: (policy dir, pair dir, batch). Shared by the DPO benchmarks."""
+    policy = make_policy(shape, s.state_len, s.action_len)
+    policy_dir = str(policy.save_pretrained(directory / "policy"))
+    pair_file = write_pair_file(directory / "pairs", policy.tokenizer, s, n_pairs)
+    return policy_dir, pair_file.parent, tokenized_batch(pair_file, s, str(Path(policy_dir) / "tokenizer"))
+
+
+def dpo_config(pair_dir: Path, policy_dir: str, s: DPOBenchSettings, device: torch.device, precision: str):
+    """The DPO config the benchmarks' learners use: one local learner on ``device``, the loss-only row's lr,
+    beta and grad clip."""
+    from rl_app.algorithms.dpo import DPOConfig
+
+    return (DPOConfig()
+            .dataset(paths=[str(pair_dir)])
+            .observations(k_max=s.k, max_state_tokens=s.state_len, max_action_tokens=s.action_len)
+            .rl_module(model_config={"init_checkpoint": policy_dir})
+            .dpo(beta=_BETA)
+            .training(lr=_LR, train_batch_size_per_learner=s.batch, grad_clip=_GRAD_CLIP)
+            .learners(num_learners=0, num_gpus_per_learner=1 if device.type == "cuda" else 0, precision=precision))
+
+
 # ---------------------------------------------------------------------- timing
 def _median_step(step: Callable[[], None], seconds: float, device: torch.device) -> tuple[float, int]:
     return median_step_time(step, seconds, device, warmup_steps=_WARMUP_STEPS, min_steps=_MIN_STEPS)
@@ -264,18 +288,12 @@ def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettin
     """
     import ray
 
-    from rl_app.algorithms.dpo import DPOConfig
     from rl_app.algorithms.offline import LEARNER_SECONDS
 
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, num_cpus=max(2, torch.get_num_threads()))
-    config = (DPOConfig()
-              .dataset(paths=[str(pair_dir)], updates_per_iteration=s.updates)
-              .observations(k_max=s.k, max_state_tokens=s.state_len, max_action_tokens=s.action_len)
-              .rl_module(model_config={"init_checkpoint": policy_dir})
-              .dpo(beta=_BETA)
-              .training(lr=_LR, train_batch_size_per_learner=s.batch, grad_clip=_GRAD_CLIP)
-              .learners(num_learners=0, num_gpus_per_learner=1 if device.type == "cuda" else 0, precision=precision)
+    config = (dpo_config(pair_dir, policy_dir, s, device, precision)
+              .dataset(updates_per_iteration=s.updates)
               .debugging(seed=0))
     algo = config.build_algo()
     try:
@@ -330,13 +348,9 @@ def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = Non
     device, precision = s.resolved_device(), s.resolved_precision()
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
-        policy = make_policy(shape, s.state_len, s.action_len)
-        policy_dir = policy.save_pretrained(tmp / "policy")
         # Enough pairs for every timed update to see new rows (no epoch restart inside).
         n_pairs = s.batch * s.updates * (s.warmup_iterations + s.iterations + 1) if s.rllib else s.batch
-        pair_file = write_pair_file(tmp / "pairs", policy.tokenizer, s, n_pairs)
-        batch = tokenized_batch(pair_file, s, str(Path(policy_dir) / "tokenizer"))
-        del policy
+        policy_dir, pair_dir, batch = pair_workload(tmp, shape, s, n_pairs)
         tokens = s.batch * (s.state_len + s.n_valid * s.action_len)
 
         measured: list[tuple[str, str, float, int]] = []
@@ -346,7 +360,7 @@ def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = Non
         measured.append((LOSS_ONLY, precision, loss_s, steps))
         if s.rllib:
             profile = Path(s.profile_dir) / f"{shape}-rllib-profile.txt" if s.profile_dir else None
-            rllib_s, updates = _rllib_seconds_per_update(pair_file.parent, policy_dir, s, device, precision, profile)
+            rllib_s, updates = _rllib_seconds_per_update(pair_dir, policy_dir, s, device, precision, profile)
             measured.append((RLLIB, precision, rllib_s, updates))
     return [Row(shape, name, prec, seconds * 1e3, s.batch / seconds, tokens / seconds,
                 None if name == RAW else 1.0 - raw_s / seconds, n)

@@ -31,7 +31,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rl_app.bench.dpo_throughput import DPOBenchSettings, add_pair_workload_arguments, check_pair_workload, \
-    make_policy, tokenized_batch, write_pair_file
+    dpo_config, pair_workload
 from rl_app.bench.policy_throughput import median_step_time, run_shapes
 
 __all__ = ["StepRow", "OpCounter", "optimizer_step_counters", "stock_learner_class", "module_batch", "measure_shape",
@@ -108,20 +108,13 @@ def stock_learner_class():
 
 def _learner(pair_dir: Path, policy_dir: str, s: DPOBenchSettings, device: torch.device, precision: str,
              learner_class=None):
-    from rl_app.algorithms.dpo import DPOConfig
-
     if device.type == "cuda":
         import ray
 
         # RLlib picks a local learner's GPU through Ray's accelerator context.
         if not ray.is_initialized():
             ray.init(include_dashboard=False, log_to_driver=False)
-    config = (DPOConfig()
-              .dataset(paths=[str(pair_dir)])
-              .observations(k_max=s.k, max_state_tokens=s.state_len, max_action_tokens=s.action_len)
-              .rl_module(model_config={"init_checkpoint": policy_dir})
-              .training(lr=1e-5, train_batch_size_per_learner=s.batch, grad_clip=1.0)
-              .learners(num_learners=0, num_gpus_per_learner=1 if device.type == "cuda" else 0, precision=precision))
+    config = dpo_config(pair_dir, policy_dir, s, device, precision)
     if learner_class is not None:
         config.learners(learner_class=learner_class)
     return config.build_learner()
@@ -160,14 +153,11 @@ def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = Non
     device, precision = s.resolved_device(), s.resolved_precision()
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
-        policy = make_policy(shape, s.state_len, s.action_len)
-        policy_dir = policy.save_pretrained(tmp / "policy")
-        pair_file = write_pair_file(tmp / "pairs", policy.tokenizer, s, s.batch)
-        batch = module_batch(tokenized_batch(pair_file, s, str(Path(policy_dir) / "tokenizer")), device)
-        del policy
+        policy_dir, pair_dir, batch = pair_workload(tmp, shape, s, s.batch)
+        batch = module_batch(batch, device)
         rows = []
         for name, learner_class in ((STOCK, stock_learner_class()), (FUSED, None)):
-            learner = _learner(pair_file.parent, policy_dir, s, device, precision, learner_class)
+            learner = _learner(pair_dir, policy_dir, s, device, precision, learner_class)
             params = sum(1 for p in learner.module["default_policy"].parameters() if p.requires_grad)
             seconds, ops, syncs, n = _measure(learner, batch, s, device)
             rows.append(StepRow(shape, name, precision, params, seconds * 1e3, ops, syncs, n))

@@ -86,24 +86,15 @@ def tiny_pairs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gradstep")
     s = dpo_bench.DPOBenchSettings(batch=4, k=4, valid=3, state_len=16, action_len=6, device="cpu",
                                    precision="fp32")
-    policy = dpo_bench.make_policy("tiny", s.state_len, s.action_len)
-    policy_dir = policy.save_pretrained(tmp / "policy")
-    pair_file = dpo_bench.write_pair_file(tmp / "pairs", policy.tokenizer, s, n_pairs=s.batch)
-    batch = module_batch(dpo_bench.tokenized_batch(pair_file, s, str(tmp / "policy" / "tokenizer")),
-                         torch.device("cpu"))
-    return s, str(policy_dir), pair_file.parent, batch
+    policy_dir, pair_dir, batch = dpo_bench.pair_workload(tmp, "tiny", s, n_pairs=s.batch)
+    return s, policy_dir, pair_dir, module_batch(batch, torch.device("cpu"))
 
 
 def build_learner(tiny_pairs, learner_class=None, **training):
     """A DPO learner of the tiny config, built in this process (no Ray); lr 1e-3 unless given."""
-    from rl_app.algorithms.dpo import DPOConfig
-
     s, policy_dir, pair_dir, _ = tiny_pairs
-    config = (DPOConfig().dataset(paths=[str(pair_dir)])
-              .observations(k_max=s.k, max_state_tokens=s.state_len, max_action_tokens=s.action_len)
-              .rl_module(model_config={"init_checkpoint": policy_dir})
-              .training(**{"lr": 1e-3, "train_batch_size_per_learner": s.batch, "grad_clip": 1.0, **training})
-              .learners(num_learners=0))
+    config = dpo_bench.dpo_config(pair_dir, policy_dir, s, torch.device("cpu"), "fp32")
+    config.training(**{"lr": 1e-3, **training})
     if learner_class is not None:
         config.learners(learner_class=learner_class)
     return config.build_learner()
