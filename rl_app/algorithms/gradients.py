@@ -4,10 +4,10 @@ RLlib 2.60's ``TorchLearner`` clips by global norm with one ``torch.norm`` per g
 and then, in ``apply_gradients``, tests every gradient with ``if not torch.isfinite(grad).all()``
 twice (once to zero nan/inf, once more before ``optimizer.step()``). Each of those ``if``\\ s is
 a device -> host copy: on a GPU the CPU waits for the queue to drain before it may launch the
-next kernel, 2 x (gradient tensors) times per update (230 for the MiniLM choice model, 422 for a
+next kernel, 2 x (gradient tensors) times per update (229 for the MiniLM choice model, 421 for a
 BERT-base one), with ~14 more small operators per tensor than a fused step
-(``python -m rl_app.bench.gradient_step``). On an H200 the RLlib DPO learner spent ~70 ms per
-update more than the same loss without RLlib; this is one part of that (README, Benchmarks).
+(``python -m rl_app.bench.gradient_step``). On an H200 the RLlib DPO learner spent 60-68 ms per
+update more than the same loss without RLlib; this is at most a small part of that (README, Benchmarks).
 
 :class:`FusedGradientStepMixin` keeps RLlib's results and does the same work with multi-tensor
 (``torch._foreach_*``) kernels, as ``torch.nn.utils.clip_grad_norm_`` does:

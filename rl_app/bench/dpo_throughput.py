@@ -42,7 +42,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from rl_app.bench.policy_throughput import ShapeSettingsMixin, median_step_time, run_shapes
+from rl_app.bench.policy_throughput import BERT_BASE_ARCH, BERT_BASE_SHAPE, ShapeSettingsMixin, median_step_time, \
+    run_shapes
 
 __all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "pair_workload", "dpo_config",
            "measure_shape",
@@ -51,9 +52,6 @@ __all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokeniz
 RAW = "raw encoder"
 LOSS_ONLY = "DPO loss (no RLlib)"
 RLLIB = "DPO learner (RLlib)"
-BERT_BASE_SHAPE = "bert-base-shape"
-_BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                  intermediate_size=3072, max_position_embeddings=512, pad_token_id=0)
 _WARMUP_STEPS = 2
 _MIN_STEPS = 3
 _LR = 1e-5
@@ -122,7 +120,7 @@ def _bert_config(shape: str) -> dict[str, Any]:
     if shape == TINY:
         return tiny_bert_config()
     if shape == BERT_BASE_SHAPE:
-        return dict(_BERT_BASE)
+        return dict(BERT_BASE_ARCH)
     if shape == MINILM:
         return json.loads((_packaged_minilm() / "config.json").read_text())
     raise ValueError(f"unknown shape {shape!r}: use tiny, minilm or {BERT_BASE_SHAPE}")

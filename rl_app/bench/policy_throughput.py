@@ -29,11 +29,13 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-__all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "median_step_time", "run_shapes", "main"]
+__all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "median_step_time", "run_shapes",
+           "BERT_BASE_SHAPE", "BERT_BASE_ARCH", "main"]
 
 BERT_BASE_SHAPE = "bert-base-shape"
-_BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                  intermediate_size=3072, max_position_embeddings=512, pad_token_id=0)
+# bert-base-uncased's architecture (random weights in the benchmarks: nothing is downloaded).
+BERT_BASE_ARCH = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                      intermediate_size=3072, max_position_embeddings=512, pad_token_id=0)
 _WARMUP_STEPS = 3
 _MIN_STEPS = 3
 _LR = 1e-5
@@ -106,7 +108,7 @@ def _encoder(shape: str):
     from rl_app.policy.encoder import EncoderConfig, build_encoder, load_encoder
 
     if shape == BERT_BASE_SHAPE:
-        return build_encoder(_BERT_BASE, EncoderConfig(name_or_path=BERT_BASE_SHAPE), seed=0)
+        return build_encoder(BERT_BASE_ARCH, EncoderConfig(name_or_path=BERT_BASE_SHAPE), seed=0)
     return load_encoder(EncoderConfig(name_or_path=shape))
 
 
