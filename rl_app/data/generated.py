@@ -11,6 +11,8 @@ loops, and trains DPO on 100 of them as if they were demonstrations. Here:
   results -> item -> back detour collapses and the action kept for a page is the last one
   taken there;
 * attempts are capped (``max_attempts``) and the yield is reported (DECISIONS 9);
+* goals are a seeded permutation of every train goal, or the given ``goals`` (``--goals-from``
+  a trajectory set: the agent side of trajectory-level pairs needs rollouts on the expert's goals);
 * output parts are written chunk by chunk with a progress file, so an interrupted run
   resumes where it stopped without duplicates (a chunk is recomputed identically if its part
   was written but not recorded).
@@ -144,9 +146,13 @@ def _write_json(path: Path, data: Any) -> None:
 def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any], out: str | os.PathLike, *,
                           num_episodes: int = 100, max_attempts: int = 5000, min_reward: float = 1.0,
                           env_config: Optional[Mapping[str, Any]] = None, seed: int = 0, chunk_size: int = 50,
-                          num_workers: int = 2, progress: bool = True) -> GenerationSummary:
+                          num_workers: int = 2, progress: bool = True,
+                          goals: Optional[Sequence[int]] = None) -> GenerationSummary:
     """Roll out ``checkpoint`` on train goals until ``num_episodes`` are kept (or attempts run out).
 
+    Attempts cycle over a seeded permutation of the shop's train goals, or over ``goals`` in
+    the given order (train goals only; e.g. the goals of a demonstration set, so that every
+    demonstration gets an agent trajectory to be paired with).
     Resumes from ``out`` when it holds a progress file of the same settings; chunks are
     played in a fixed order, so the kept set does not depend on interruptions or workers.
     """
@@ -164,14 +170,25 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
     train = list(loaded.goals.indices("train"))
     if not train:
         raise ValueError("this shop has no train goals (goal indices >= 1500)")
-    order = np.random.default_rng(seed).permutation(train)
-    goals = [int(order[i % len(order)]) for i in range(max_attempts)]
-    chunks = [goals[i:i + chunk_size] for i in range(0, len(goals), chunk_size)]
+    if goals is None:
+        order = np.random.default_rng(seed).permutation(train)
+    else:
+        order = [int(g) for g in goals]
+        if not order:
+            raise ValueError("goals is empty")
+        outside = sorted(set(order) - set(train))
+        if outside:
+            raise ValueError(f"goals must be train goals of this shop (DECISIONS 6); {len(outside)} are not, "
+                             f"e.g. {outside[:5]}")
+    attempt_goals = [int(order[i % len(order)]) for i in range(max_attempts)]
+    chunks = [attempt_goals[i:i + chunk_size] for i in range(0, max_attempts, chunk_size)]
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"checkpoint": checkpoint, "shop": dict(shop), "env_config": env_config, "seed": seed,
                 "chunk_size": chunk_size, "min_reward": min_reward, "max_attempts": max_attempts}
+    if goals is not None:  # only when given, so progress files of runs without it still resume
+        settings["goals"] = list(order)
     progress_path = out / PROGRESS_FILE
     state = {"settings": settings, "done": {}}
     if progress_path.exists():
@@ -258,7 +275,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--max-steps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-workers", type=int, default=2)
+    ap.add_argument("--goals-from", default=None,
+                    help="trajectory set (e.g. demos) whose goals to roll out on, in goal order, instead of "
+                         "a seeded permutation of all train goals (the agent side of trajectory-level pairs)")
     args = ap.parse_args(argv)
+    goals = None
+    if args.goals_from is not None:
+        from rl_app.data.io import read_trajectories
+
+        goals = sorted(int(g) for g in read_trajectories(args.goals_from)["goal_index"].unique())
     shop: dict[str, Any] = {"catalogue": args.catalogue}
     if args.catalogue == "webshop":
         shop["data_dir"] = args.data_dir
@@ -267,7 +292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = generate_trajectories(args.checkpoint, shop, args.out, num_episodes=args.num_episodes,
                                     max_attempts=args.max_attempts, min_reward=args.min_reward,
                                     env_config={"max_steps": args.max_steps}, seed=args.seed,
-                                    num_workers=args.num_workers)
+                                    num_workers=args.num_workers, goals=goals)
     print(summary.line())
     return 0
 

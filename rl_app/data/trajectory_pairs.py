@@ -6,7 +6,8 @@ trains DPO on whole trajectories: log pi(traj) = sum_t log pi(a_t | s_t), the en
 transitions cancelling between policy and reference. Here:
 
 * expert = demonstrations (:mod:`rl_app.data.demos`, human demos), agent = the IL agent's
-  rollouts (:mod:`rl_app.data.generated` with ``--min-reward 0``), both trajectory parquet;
+  rollouts (:mod:`rl_app.data.generated` with ``--min-reward 0 --goals-from`` the demos, so every
+  expert goal has an agent episode), both trajectory parquet;
 * every expert trajectory is paired with every agent trajectory of the same ``goal_index``;
   the one with the higher final reward is chosen, ties (within :data:`TIE_TOLERANCE`) and
   unknown (NaN) rewards are dropped and counted, goals with only one side are skipped and
@@ -510,7 +511,7 @@ def _main(argv: Optional[list[str]] = None) -> int:
                                  description="Trajectory-level (ETO) preference pairs: expert vs agent "
                                              "trajectories on the same goal, higher final reward chosen.")
     ap.add_argument("--expert", required=True, help="expert trajectories (demos)")
-    ap.add_argument("--agent", required=True, help="the agent's trajectories (generated with --min-reward 0)")
+    ap.add_argument("--agent", required=True, help="the agent's trajectories (generated with --min-reward 0 --goals-from EXPERT)")
     ap.add_argument("--reference", required=True, help="reference policy checkpoint (the IL agent)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--max-steps", type=int, default=None, help="drop pairs with a longer trajectory")

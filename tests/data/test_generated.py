@@ -90,3 +90,28 @@ def test_only_train_goals(tiny_reference, tmp_path):
                               env_config=ENV, num_workers=0, progress=False)
         generate_trajectories(tiny_reference, SHOP, tmp_path / "y", num_episodes=1, max_attempts=2, min_reward=0.5,
                               env_config=ENV, num_workers=0, progress=False)
+
+
+def test_given_goals_are_played_in_order_and_must_be_train_goals(tiny_reference, tmp_path):
+    from rl_app.data.generated import main
+
+    goals = [1507, 1502, 1504]
+    s = generate_trajectories(tiny_reference, SHOP, tmp_path / "g", num_episodes=10, max_attempts=5, min_reward=0.0,
+                              env_config=ENV, chunk_size=2, num_workers=0, progress=False, goals=goals)
+    assert (s.kept, s.attempts) == (5, 5)
+    frame = read_trajectories(tmp_path / "g")
+    played = frame.drop_duplicates("episode_id").sort_values("episode_id")["goal_index"].tolist()
+    assert sorted(played) == sorted(goals + goals[:2])  # cycled: 1507, 1502, 1504, 1507, 1502
+    progress = json.loads((tmp_path / "g" / "_progress.json").read_text())
+    assert progress["settings"]["goals"] == goals
+    with pytest.raises(ValueError, match="train goals of this shop"):
+        generate_trajectories(tiny_reference, SHOP, tmp_path / "t", num_episodes=1, max_attempts=2,
+                              env_config=ENV, num_workers=0, progress=False, goals=[1502, 12])
+    with pytest.raises(ValueError, match="empty"):
+        generate_trajectories(tiny_reference, SHOP, tmp_path / "e", num_episodes=1, max_attempts=2,
+                              env_config=ENV, num_workers=0, progress=False, goals=[])
+    # the CLI takes the goals of a trajectory set: one episode on each of its three goals
+    assert main(["--checkpoint", str(tiny_reference), "--out", str(tmp_path / "cli"), "--synthetic-products", "1000",
+                 "--goals-from", str(tmp_path / "g"), "--min-reward", "0", "--num-episodes", "3",
+                 "--max-attempts", "3", "--max-steps", "6", "--num-workers", "0"]) == 0
+    assert sorted(read_trajectories(tmp_path / "cli").drop_duplicates("episode_id")["goal_index"]) == sorted(goals)
