@@ -511,7 +511,8 @@ def _main(argv: Optional[list[str]] = None) -> int:
                                  description="Trajectory-level (ETO) preference pairs: expert vs agent "
                                              "trajectories on the same goal, higher final reward chosen.")
     ap.add_argument("--expert", required=True, help="expert trajectories (demos)")
-    ap.add_argument("--agent", required=True, help="the agent's trajectories (generated with --min-reward 0 --goals-from EXPERT)")
+    ap.add_argument("--agent", required=True,
+                    help="the agent's trajectories (generated with --min-reward 0 --goals-from EXPERT)")
     ap.add_argument("--reference", required=True, help="reference policy checkpoint (the IL agent)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--max-steps", type=int, default=None, help="drop pairs with a longer trajectory")
