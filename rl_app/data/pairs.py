@@ -3,6 +3,9 @@
 Feng & Feng 2024 (arXiv 2408.16032, "DPO with demonstrations"): take a trajectory to imitate;
 at each of its states, chosen = the trajectory's action and rejected = an action sampled from
 the reference policy pi_ref (the IL agent); pairs whose rejected equals chosen are dropped.
+``rejected="top"`` instead takes pi_ref's most probable candidate other than the chosen one
+(hard negatives: the actions greedy play would take instead; no ties, every state with a
+second candidate gives a pair).
 
 The reference log-probabilities of chosen and rejected are computed here, once, in a batched
 pass (Ray Data ``map_batches`` with the reference policy loaded once per worker), and stored
@@ -33,6 +36,7 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "PAIR_SCHEMA",
+    "REJECTED_STRATEGIES",
     "PairSummary",
     "ReferenceLogProbs",
     "step_pairs",
@@ -56,6 +60,7 @@ PAIR_SCHEMA = pa.schema([
     ("ref_chosen_logp", pa.float64()),
     ("ref_rejected_logp", pa.float64()),
 ])
+REJECTED_STRATEGIES = ("sample", "top")
 _PASS_THROUGH = ("episode_id", "goal_index", "split", "step", "source", "state", "candidates", "candidate_texts")
 SUMMARY_FILE = "_summary.json"
 
@@ -90,15 +95,33 @@ def _row_rng(seed: int, episode_id: str, step: int, draw: int) -> np.random.Gene
     return np.random.default_rng([seed, zlib.crc32(episode_id.encode()), int(step), draw])
 
 
-def step_pairs(batch: Mapping[str, np.ndarray], *, num_rejected: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+def _rejected_indices(logps: np.ndarray, chosen: int, *, num_rejected: int, rejected: str, seed: int,
+                      episode_id: str, step: int) -> list[tuple[int, int]]:
+    """(draw, rejected index) of one state's pairs, ties already dropped."""
+    if rejected == "top":
+        # Most probable first; a stable sort so equal log-probs keep candidate order.
+        others = [int(j) for j in np.argsort(-logps, kind="stable") if j != chosen]
+        return list(enumerate(others[:num_rejected]))
+    probs = np.exp(logps - logps.max())
+    probs /= probs.sum()
+    draws = [(d, int(_row_rng(seed, episode_id, step, d).choice(len(probs), p=probs))) for d in range(num_rejected)]
+    return [(d, j) for d, j in draws if j != chosen]
+
+
+def step_pairs(batch: Mapping[str, np.ndarray], *, num_rejected: int = 1, seed: int = 0,
+               rejected: str = "sample") -> dict[str, np.ndarray]:
     """Pairs from a batch of trajectory steps that carry ``ref_logps``.
 
-    For each step and each of ``num_rejected`` draws: rejected ~ pi_ref(. | s); a draw equal to
-    the chosen action is dropped (a tie teaches nothing). Deterministic in (seed, episode,
-    step, draw), whatever the batching.
+    ``rejected="sample"`` (the paper): for each step and each of ``num_rejected`` draws,
+    rejected ~ pi_ref(. | s); a draw equal to the chosen action is dropped (a tie teaches
+    nothing). Deterministic in (seed, episode, step, draw), whatever the batching.
+    ``rejected="top"``: the ``num_rejected`` most probable candidates under pi_ref other than
+    the chosen one (fewer where the state has fewer; ``seed`` is unused).
     """
     if num_rejected < 1:
         raise ValueError(f"num_rejected must be >= 1, got {num_rejected}")
+    if rejected not in REJECTED_STRATEGIES:
+        raise ValueError(f"rejected must be one of {REJECTED_STRATEGIES}, got {rejected!r}")
     rows: dict[str, list] = {name: [] for name in PAIR_SCHEMA.names}
     n = len(batch["chosen"])
     for i in range(n):
@@ -106,22 +129,18 @@ def step_pairs(batch: Mapping[str, np.ndarray], *, num_rejected: int = 1, seed: 
         chosen = int(batch["chosen"][i])
         if not 0 <= chosen < len(logps):
             raise ValueError(f"row {i}: chosen {chosen} outside its {len(logps)} candidates")
-        probs = np.exp(logps - logps.max())
-        probs /= probs.sum()
         episode_id, step = str(batch["episode_id"][i]), int(batch["step"][i])
-        for draw in range(num_rejected):
-            rejected = int(_row_rng(seed, episode_id, step, draw).choice(len(probs), p=probs))
-            if rejected == chosen:
-                continue
+        for draw, other in _rejected_indices(logps, chosen, num_rejected=num_rejected, rejected=rejected, seed=seed,
+                                             episode_id=episode_id, step=step):
             for name in _PASS_THROUGH:
                 value = batch[name][i]
                 rows[name].append(list(value) if name in ("candidates", "candidate_texts") else value)
             rows["pair_id"].append(f"{episode_id}/{step}/{draw}")
             rows["kind"].append("step")
             rows["chosen"].append(chosen)
-            rows["rejected"].append(rejected)
+            rows["rejected"].append(other)
             rows["ref_chosen_logp"].append(float(logps[chosen]))
-            rows["ref_rejected_logp"].append(float(logps[rejected]))
+            rows["ref_rejected_logp"].append(float(logps[other]))
     out = {}
     for name, values in rows.items():
         kind = PAIR_SCHEMA.field(name).type
@@ -138,7 +157,11 @@ def step_pairs(batch: Mapping[str, np.ndarray], *, num_rejected: int = 1, seed: 
 
 @dataclass(frozen=True)
 class PairSummary:
-    """What a pair build produced: states read, pairs written, ties dropped."""
+    """What a pair build produced: states read, pairs written, pairs not made.
+
+    ``dropped_ties``: states x ``num_rejected`` - pairs: draws equal to the chosen action
+    (``rejected="sample"``), or missing other candidates (``"top"``).
+    """
 
     states: int
     num_rejected: int
@@ -146,10 +169,12 @@ class PairSummary:
     dropped_ties: int
     reference: str
     seed: int
+    rejected: str = "sample"
 
     def line(self) -> str:
-        return (f"{self.pairs} pairs from {self.states} states x {self.num_rejected} draws; "
-                f"{self.dropped_ties} ties (rejected == chosen) dropped")
+        why = "ties (rejected == chosen)" if self.rejected == "sample" else "missing other candidates"
+        return (f"{self.pairs} pairs from {self.states} states x {self.num_rejected} rejected ({self.rejected}); "
+                f"{self.dropped_ties} not made: {why}")
 
 
 def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
@@ -165,20 +190,24 @@ def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
 
 
 def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
-                     num_rejected: int = 1, seed: int = 0, only_success: bool = False, batch_size: int = 32,
-                     use_ray: Optional[bool] = None, overwrite: bool = False) -> PairSummary:
+                     num_rejected: int = 1, seed: int = 0, rejected: str = "sample", only_success: bool = False,
+                     batch_size: int = 32, use_ray: Optional[bool] = None, overwrite: bool = False) -> PairSummary:
     """Trajectory parquet -> step-level pairs parquet (atomic), with pi_ref log-probs.
 
     Args:
         trajectories: steps to imitate (rl_app.data trajectory parquet; demos or generated).
         reference: the reference policy checkpoint (the IL agent).
         out: directory to write; must not exist unless ``overwrite``.
-        num_rejected: rejected draws per state.
+        num_rejected: rejected actions per state.
+        rejected: ``"sample"`` (drawn from pi_ref, the paper) or ``"top"`` (pi_ref's most
+            probable other candidates); see :func:`step_pairs`.
         only_success: keep only episodes whose final reward is 1.
         use_ray: Ray Data pipeline (default: when Ray is initialised) or in-process.
     """
     from rl_app.data.io import read_trajectories
 
+    if rejected not in REJECTED_STRATEGIES:
+        raise ValueError(f"rejected must be one of {REJECTED_STRATEGIES}, got {rejected!r}")
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists (pass overwrite=True)")
@@ -199,16 +228,17 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
         ds = ds.map_batches(ReferenceLogProbs, fn_constructor_kwargs={"checkpoint": str(reference),
                                                                       "batch_size": batch_size},
                             batch_size=batch_size * 4, batch_format="numpy", concurrency=1)
-        ds = ds.map_batches(step_pairs, fn_kwargs={"num_rejected": num_rejected, "seed": seed},
+        ds = ds.map_batches(step_pairs, fn_kwargs={"num_rejected": num_rejected, "seed": seed, "rejected": rejected},
                             batch_format="numpy")
         pairs = ds.to_pandas()
     else:
         ref = ReferenceLogProbs(str(reference), batch_size=batch_size)
         batch = {c: frame[c].to_numpy() for c in frame.columns}
-        pairs = pd.DataFrame(step_pairs(ref(batch), num_rejected=num_rejected, seed=seed))
+        pairs = pd.DataFrame(step_pairs(ref(batch), num_rejected=num_rejected, seed=seed, rejected=rejected))
     pairs = pairs.sort_values("pair_id", kind="stable").reset_index(drop=True) if len(pairs) else pairs
     summary = PairSummary(states=len(frame), num_rejected=num_rejected, pairs=len(pairs),
-                          dropped_ties=len(frame) * num_rejected - len(pairs), reference=str(reference), seed=seed)
+                          dropped_ties=len(frame) * num_rejected - len(pairs), reference=str(reference), seed=seed,
+                          rejected=rejected)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
@@ -250,12 +280,16 @@ def _main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--reference", required=True, help="reference policy checkpoint (the IL agent)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--num-rejected", type=int, default=1)
+    ap.add_argument("--rejected", choices=REJECTED_STRATEGIES, default="sample",
+                    help="sample: rejected ~ pi_ref, ties dropped (the paper); top: pi_ref's most probable other "
+                         "candidates")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only-success", action="store_true")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     summary = build_step_pairs(args.trajectories, args.reference, args.out, num_rejected=args.num_rejected,
-                               seed=args.seed, only_success=args.only_success, overwrite=args.overwrite)
+                               seed=args.seed, rejected=args.rejected, only_success=args.only_success,
+                               overwrite=args.overwrite)
     print(summary.line())
     return 0
 

@@ -194,7 +194,8 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
 
         def make_pairs(source=source, out=out) -> dict[str, Any]:
             summary = build_step_pairs(source, il / "policy", out, num_rejected=int(pair_cfg.get("num_rejected", 1)),
-                                       seed=int(pair_cfg.get("seed", 0)), use_ray=True, overwrite=True)
+                                       seed=int(pair_cfg.get("seed", 0)),
+                                       rejected=str(pair_cfg.get("rejected", "sample")), use_ray=True, overwrite=True)
             return {**dataclasses.asdict(summary), "path": str(out)}
 
         _stage(stages, f"pairs_{name}", lambda out=out: (out / "_summary.json").is_file(), make_pairs, log)

@@ -53,11 +53,30 @@ def test_sampling_follows_pi_ref_and_is_deterministic():
     assert sorted(zip(rev["pair_id"], rev["rejected"])) == sorted(zip(a["pair_id"], a["rejected"]))
 
 
+def test_top_rejected_by_hand():
+    # row 0: pi_ref 0.2 / 0.5 / 0.3, chosen 1 (its argmax) -> rejected 2, then 0
+    # row 1: chosen 0, pi_ref's argmax 1 -> rejected 1 (the greedy mistake), then 2
+    # row 2: one other candidate only -> one pair even with num_rejected=2
+    batch = _batch([[0.2, 0.5, 0.3], [0.1, 0.6, 0.3], [0.9, 0.1]], chosen=[1, 0, 1])
+    out = step_pairs(batch, num_rejected=2, rejected="top")
+    assert list(out["pair_id"]) == ["ep-0/0/0", "ep-0/0/1", "ep-1/0/0", "ep-1/0/1", "ep-2/0/0"]
+    assert list(out["chosen"]) == [1, 1, 0, 0, 1] and list(out["rejected"]) == [2, 0, 1, 2, 0]
+    assert out["ref_rejected_logp"][2] == pytest.approx(math.log(0.6))
+    assert out["ref_chosen_logp"][4] == pytest.approx(math.log(0.1))
+    one = step_pairs(batch, num_rejected=1, rejected="top", seed=5)
+    assert list(one["rejected"]) == [2, 1, 0]
+    # equal log-probs: the lower candidate index first
+    tie = step_pairs(_batch([[0.25, 0.25, 0.25, 0.25]], [2]), num_rejected=3, rejected="top")
+    assert list(tie["rejected"]) == [0, 1, 3]
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="num_rejected"):
         step_pairs(_batch([[0.5, 0.5]], [0]), num_rejected=0)
     with pytest.raises(ValueError, match="outside"):
         step_pairs(_batch([[0.5, 0.5]], [2]))
+    with pytest.raises(ValueError, match="rejected must be"):
+        step_pairs(_batch([[0.5, 0.5]], [0]), rejected="argmax")
 
 
 @pytest.mark.parametrize("use_ray", [False, True])
@@ -86,6 +105,15 @@ def test_build_from_trajectories_with_a_reference_checkpoint(tmp_path, use_ray, 
     logp = np.log(policy.probs(row["state"], list(row["candidate_texts"])))
     assert row["ref_chosen_logp"] == pytest.approx(logp[row["chosen"]], abs=1e-5)
     assert row["ref_rejected_logp"] == pytest.approx(logp[row["rejected"]], abs=1e-5)
+    top = build_step_pairs(tmp_path / "traj", ref, tmp_path / "pairs_top", num_rejected=2, rejected="top",
+                           use_ray=use_ray)
+    top_pairs = read_pairs(tmp_path / "pairs_top")
+    # per episode: one results page of 3 candidates (2 pairs) and two item pages of 2 (1 pair each)
+    assert top.rejected == "top" and top.pairs == 8 and top.dropped_ties == 4 and "top" in top.line()
+    for _, row in top_pairs.iterrows():  # rejected = pi_ref's most probable other candidates, in order
+        logp = np.log(policy.probs(row["state"], list(row["candidate_texts"])))
+        others = [j for j in np.argsort(-logp, kind="stable") if j != row["chosen"]]
+        assert row["rejected"] == others[int(row["pair_id"].rsplit("/", 1)[1])]
     only = build_step_pairs(tmp_path / "traj", ref, tmp_path / "pairs_ok", only_success=True, use_ray=use_ray)
     assert only.states == 3
     with pytest.raises(FileExistsError):
