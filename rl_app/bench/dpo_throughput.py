@@ -19,6 +19,10 @@ the encoder work per update is ``batch`` states plus ``batch * valid`` candidate
   iterations (the first ``train()`` starts the data actors and materializes the data set).
   Everything inside ``LearnerGroup.update`` is in it: batches from the Ray Data iterator,
   the copy to the device, forward, loss, backward, optimizer step, metrics.
+* ``RLlib data path (no update)``: the same algorithm's materialized pair data set through
+  the learner's own iterator (RLlib's ``MiniBatchRayDataIterator``: shuffle buffer, collate,
+  copy to the device) into a consumer that does nothing: how fast the data path alone can
+  hand over batches. If it is slower than a row's update, the learner waits for data.
 
 ``overhead = 1 - raw_time / row_time`` per pair: the share of a DPO step that is not the
 encoder's forward + backward + optimizer step (the issue's target: < 30% on GPU).
@@ -34,6 +38,7 @@ import argparse
 import json
 import statistics
 import tempfile
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +57,7 @@ __all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokeniz
 RAW = "raw encoder"
 LOSS_ONLY = "DPO loss (no RLlib)"
 RLLIB = "DPO learner (RLlib)"
+DATA_PATH = "RLlib data path (no update)"
 _WARMUP_STEPS = 2
 _MIN_STEPS = 3
 _LR = 1e-5
@@ -74,7 +80,7 @@ class DPOBenchSettings(ShapeSettingsMixin):
         warmup_iterations: untimed ``train()`` calls (data actors start, data set materializes).
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         precision: ``auto`` | ``fp32`` | ``bf16``.
-        rllib: also run the RLlib row (needs Ray; the others do not).
+        rllib: also run the RLlib row and the data-path row (need Ray; the others do not).
         profile_dir: if set, one more ``train()`` of the RLlib row runs under cProfile and
             ``torch.profiler`` and their tables go to ``<profile_dir>/<shape>-rllib-profile.txt``
             (where the learner's time goes; not part of the timed figures).
@@ -99,7 +105,8 @@ class DPOBenchSettings(ShapeSettingsMixin):
 class Row:
     """One measured row. ``ms_per_update`` is the median time of one update of ``batch`` pairs.
 
-    ``overhead`` = 1 - raw ms / this row's ms (None on the raw row); ``updates`` = updates timed.
+    ``overhead`` = 1 - raw ms / this row's ms (None on the raw and data-path rows); ``updates`` =
+    updates (data-path row: batches) timed.
     """
 
     shape: str
@@ -277,12 +284,15 @@ def _loss_only_step(policy_dir: str, batch: dict[str, torch.Tensor], device: tor
 
 
 def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettings, device: torch.device,
-                              precision: str, profile_path: Optional[Path] = None) -> tuple[float, int]:
-    """Median over the timed ``train()`` calls of (its ``time/learner_s`` increase) / ``updates``.
+                              precision: str, profile_path: Optional[Path] = None
+                              ) -> tuple[tuple[float, int], tuple[float, int]]:
+    """((seconds per update, updates timed), (seconds per batch of the data path alone, batches timed)).
 
-    ``time/learner_s`` is the algorithm's cumulative time inside ``LearnerGroup.update``:
-    drawing batches from the Ray Data iterator, moving them to the device, forward, loss,
-    backward, optimizer step and metrics.
+    Per update: the median over the timed ``train()`` calls of (its ``time/learner_s``
+    increase) / ``updates``. ``time/learner_s`` is the algorithm's cumulative time inside
+    ``LearnerGroup.update``: drawing batches from the Ray Data iterator, moving them to the
+    device, forward, loss, backward, optimizer step and metrics. Then
+    :func:`_data_path_seconds_per_batch` on the same algorithm.
     """
     import ray
 
@@ -305,9 +315,33 @@ def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettin
             learner_s = total
         if profile_path is not None:
             _profile_train(algo, device, profile_path)
+        data_path = _data_path_seconds_per_batch(algo, s, device)
     finally:
         algo.stop()
-    return statistics.median(per_update), s.iterations * s.updates
+    return (statistics.median(per_update), s.iterations * s.updates), data_path
+
+
+def _data_path_seconds_per_batch(algo, s: DPOBenchSettings, device: torch.device) -> tuple[float, int]:
+    """Median seconds between batches of ``s.batch`` pairs drawn, with nothing done to them, from
+    the algorithm's (materialized) pair data set through the iterator its learner uses, with the
+    same ``iter_batches`` settings (prefetch, shuffle buffer) and device; the first batch (the
+    iterator's start-up and shuffle-buffer fill) is not timed."""
+    from ray.rllib.utils.minibatch_utils import MiniBatchRayDataIterator
+
+    data = algo.offline_data
+    n = s.updates * s.iterations + 1
+    batches = MiniBatchRayDataIterator(iterator=data.data.iterator(), device=device, minibatch_size=s.batch,
+                                       num_iters=n, **data.iter_batches_kwargs)
+    gaps, start = [], time.perf_counter()
+    for _ in batches:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the copy to the device has landed
+        now = time.perf_counter()
+        gaps.append(now - start)
+        start = now
+    if len(gaps) < 2:
+        raise RuntimeError(f"the data path gave {len(gaps)} batches; expected {n}")
+    return statistics.median(gaps[1:]), len(gaps) - 1
 
 
 def _profile_train(algo, device: torch.device, path: Path) -> None:
@@ -358,10 +392,12 @@ def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = Non
         measured.append((LOSS_ONLY, precision, loss_s, steps))
         if s.rllib:
             profile = Path(s.profile_dir) / f"{shape}-rllib-profile.txt" if s.profile_dir else None
-            rllib_s, updates = _rllib_seconds_per_update(pair_dir, policy_dir, s, device, precision, profile)
+            (rllib_s, updates), (data_s, batches) = _rllib_seconds_per_update(pair_dir, policy_dir, s, device,
+                                                                               precision, profile)
             measured.append((RLLIB, precision, rllib_s, updates))
+            measured.append((DATA_PATH, precision, data_s, batches))
     return [Row(shape, name, prec, seconds * 1e3, s.batch / seconds, tokens / seconds,
-                None if name == RAW else 1.0 - raw_s / seconds, n)
+                None if name in (RAW, DATA_PATH) else 1.0 - raw_s / seconds, n)
             for name, prec, seconds, n in measured]
 
 
@@ -408,7 +444,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
     parser.add_argument("--updates", type=int, default=10, help="DPO updates per train() call (RLlib row)")
     parser.add_argument("--iterations", type=int, default=3, help="timed train() calls (RLlib row)")
     parser.add_argument("--warmup-iterations", type=int, default=1, help="untimed train() calls first")
-    parser.add_argument("--no-rllib", action="store_true", help="skip the RLlib row (no Ray)")
+    parser.add_argument("--no-rllib", action="store_true", help="skip the RLlib and data-path rows (no Ray)")
     parser.add_argument("--profile-dir", default=None,
                         help="profile one more RLlib train() per shape (cProfile + torch.profiler tables) into this dir")
     args = parser.parse_args(argv)

@@ -1,5 +1,5 @@
 """The DPO throughput benchmark at a tiny size: its pair file fills the stated shapes, and its
-raw / loss-only / RLlib rows are positive and consistent with each other and the workload."""
+raw / loss-only / RLlib / data-path rows are positive and consistent with each other and the workload."""
 
 from __future__ import annotations
 
@@ -38,29 +38,32 @@ def test_rows_are_positive_and_consistent(ray_session, capsys):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "machine:" in out and "torch" in out and "| shape | path | precision |" in out
-    assert [r.model for r in rows] == [bench.RAW, bench.LOSS_ONLY, bench.RLLIB]
+    assert [r.model for r in rows] == [bench.RAW, bench.LOSS_ONLY, bench.RLLIB, bench.DATA_PATH]
     raw = rows[0]
     tokens_per_update = 4 * (16 + 3 * 6)
     for r in rows:
         assert r.ms_per_update > 0
-        assert r.updates == 2 * 2 if r.model == bench.RLLIB else r.updates >= 3  # 2 train() x 2 updates
+        # RLlib: 2 train() x 2 updates; the data path: as many batches, its start-up batch untimed
+        assert r.updates == 2 * 2 if r.model in (bench.RLLIB, bench.DATA_PATH) else r.updates >= 3
         assert r.pairs_per_s == pytest.approx(4 * 1000 / r.ms_per_update)
         assert r.tokens_per_s == pytest.approx(tokens_per_update * 1000 / r.ms_per_update)
         assert r.precision.startswith("fp32")
-        if r.model == bench.RAW:
+        if r.model in (bench.RAW, bench.DATA_PATH):
             assert r.overhead is None
         else:
             assert r.overhead == pytest.approx(1 - raw.ms_per_update / r.ms_per_update)
             assert r.overhead < 1
     for r in rows:
         assert f"| tiny | {r.model} |" in out
+    # Handing over a batch without updating on it is faster than updating on it.
+    assert rows[3].ms_per_update < rows[2].ms_per_update
 
 
 def test_bf16_runs_every_row_under_autocast_on_cpu_and_profiles(ray_session, tmp_path):
     s = bench.DPOBenchSettings(batch=2, k=3, valid=2, state_len=12, action_len=5, seconds=0, updates=1,
                                iterations=1, device="cpu", precision="bf16", profile_dir=str(tmp_path / "prof"))
     rows = bench.measure_shape("tiny", s)
-    assert [r.precision for r in rows] == ["bf16", "bf16", "bf16"]
+    assert [r.precision for r in rows] == ["bf16"] * 4
     assert all(r.ms_per_update > 0 for r in rows)
     # The profiled train() went through the DPO learner, autocast included, and both tables were written.
     text = (tmp_path / "prof" / "tiny-rllib-profile.txt").read_text()
