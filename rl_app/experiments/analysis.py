@@ -155,6 +155,12 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _pairs_not_made(stage: dict) -> str:
+    if stage.get("rejected", "sample") == "top":  # rl_app.data.pairs: no ties, only states without a second candidate
+        return f"rejected = pi_ref's top other action; {stage.get('dropped_ties', 0)} without one"
+    return f"{stage.get('dropped_ties', 0)} ties dropped"
+
+
 def write_report(exp_dir: str | os.PathLike) -> Path:
     """Write report.md, summary.csv, trials.csv, curves.csv and the plots; returns report.md."""
     exp_dir = Path(exp_dir)
@@ -204,7 +210,7 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
     if gen:
         lines += ["", f"Generated trajectories: kept {gen.get('kept')} of {gen.get('attempts')} attempts "
                       f"(yield {100 * gen.get('yield', 0):.1f}%, reward >= {gen.get('min_reward')})."]
-    pair_lines = [f"{k[len('pairs_'):]}: {v.get('pairs')} pairs ({v.get('dropped_ties', 0)} ties dropped)"
+    pair_lines = [f"{k[len('pairs_'):]}: {v.get('pairs')} pairs ({_pairs_not_made(v)})"
                   for k, v in stages.items() if k.startswith("pairs_")]
     if pair_lines:
         lines.append("Preference pairs: " + "; ".join(pair_lines) + ".")
