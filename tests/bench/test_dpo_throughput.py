@@ -3,6 +3,9 @@ raw / loss-only / RLlib / data-path rows are positive and consistent with each o
 
 from __future__ import annotations
 
+import gzip
+import json
+
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -70,7 +73,14 @@ def test_bf16_runs_every_row_under_autocast_on_cpu_and_profiles(ray_session, tmp
     assert "== cProfile of one train(), by cumulative ==" in text and "dpo_torch_learner.py" in text
     assert "precision.py" in text  # AutocastLearnerMixin._uncompiled_update
     assert "== torch.profiler, by cpu_time_total ==" in text and "aten::" in text
-    assert [p.name for p in (tmp_path / "prof").iterdir()] == ["tiny-rllib-profile.txt"]  # no temp file left
+    wall_ms = float(text.split("== summary: one train(), ")[1].split(" ms wall on cpu")[0])
+    assert 0 < wall_ms < 60_000
+    # The Chrome trace of the same train() holds the learner's operators; no temp file is left.
+    assert sorted(p.name for p in (tmp_path / "prof").iterdir()) == ["tiny-rllib-profile-trace.json.gz",
+                                                                      "tiny-rllib-profile.txt"]
+    trace = json.loads(gzip.decompress((tmp_path / "prof" / "tiny-rllib-profile-trace.json.gz").read_bytes()))
+    names = {e.get("name") for e in trace["traceEvents"]}
+    assert "aten::addmm" in names or "aten::mm" in names
 
 
 def test_bad_arguments_are_refused():
@@ -78,3 +88,26 @@ def test_bad_arguments_are_refused():
         bench.main(["--shapes", "tiny", "--k", "4", "--valid", "1", "--no-rllib"])
     with pytest.raises(ValueError, match="unknown shape"):
         bench._bert_config("gpt2")
+
+
+def test_profile_summary_takes_the_union_of_device_intervals_and_counts_waiting_calls():
+    from types import SimpleNamespace as NS
+
+    from torch.autograd import DeviceType
+
+    def device_event(lo, hi):
+        return NS(device_type=DeviceType.CUDA, time_range=NS(start=lo, end=hi))
+
+    # Device busy: [0, 4000) u [3000, 5000) u [9000, 10000) us = 6 ms; the CPU event does not count.
+    raw = [device_event(0, 4000), device_event(3000, 5000), device_event(9000, 10000),
+           NS(device_type=DeviceType.CPU, time_range=NS(start=0, end=20000))]
+    averages = [NS(key="cudaStreamSynchronize", count=3, self_cpu_time_total=7500),
+                NS(key="cudaLaunchKernel", count=120, self_cpu_time_total=600),
+                NS(key="aten::mm", count=50, self_cpu_time_total=9000)]
+    text = bench._profile_summary(raw, averages, 0.02, torch.device("cuda"))
+    assert "20.0 ms wall on cuda" in text
+    assert "GPU busy (kernels + copies, union): 6.0 ms = 30% of wall; 3 device events" in text
+    assert "cudaStreamSynchronize: 3 calls, 7.5 ms CPU" in text and "cudaLaunchKernel: 120 calls, 0.6 ms CPU" in text
+    assert "aten::mm" not in text
+    # On CPU only the wall time is stated.
+    assert bench._profile_summary(raw, averages, 0.02, torch.device("cpu")).count("\n") == 1
