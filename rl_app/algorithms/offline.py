@@ -46,6 +46,7 @@ from ray.rllib.utils import flatten_dict
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
+from rl_app.algorithms.determinism import DeterminismConfigMixin, kernel_settings_kept
 from rl_app.algorithms.gradients import LRWarmupConfigMixin
 from rl_app.algorithms.precision import PrecisionConfigMixin
 from rl_app.env.candidates import DEFAULT_K_MAX
@@ -75,7 +76,7 @@ DEFAULT_MAX_ACTION_TOKENS = 32
 _NO_MODULE_STATE = {"unused": "ChoiceOfflinePreLearner needs no module weights"}
 
 
-class OfflineChoiceConfig(PrecisionConfigMixin, LRWarmupConfigMixin, AlgorithmConfig):
+class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupConfigMixin, AlgorithmConfig):
     """Settings of an offline algorithm that trains ``WebShopChoiceModule`` from parquet.
 
     Build with keyword-only builder methods (each returns ``self``)::
@@ -305,7 +306,8 @@ class OfflineChoiceAlgorithm(Algorithm):
         return OfflineChoiceConfig()
 
     def setup(self, config) -> None:
-        super().setup(config)
+        with kernel_settings_kept(config):  # RLlib's seeding (rl_app.algorithms.determinism)
+            super().setup(config)
         # A seeded run (config.debugging(seed=...)) also seeds the local shuffle. Runs are
         # then close but not bit-identical: Ray Data's streaming can still hand blocks to the
         # shuffle buffer in a different order.

@@ -24,6 +24,7 @@ import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPOConfig
 
+from rl_app.algorithms.determinism import DeterminismConfigMixin
 from rl_app.algorithms.gradients import LRWarmupConfigMixin
 from rl_app.algorithms.precision import PrecisionConfigMixin
 from rl_app.env.observation import observation_space
@@ -36,7 +37,7 @@ __all__ = ["WebShopPPOConfig", "WEBSHOP_GAMMA"]
 WEBSHOP_GAMMA = 0.9
 
 
-class WebShopPPOConfig(PrecisionConfigMixin, LRWarmupConfigMixin, PPOConfig):
+class WebShopPPOConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupConfigMixin, PPOConfig):
     """PPOConfig preset for WebShop; every RLlib PPO option still applies."""
 
     def __init__(self, algo_class=None) -> None:
