@@ -81,7 +81,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     t0 = time.perf_counter()
     prepared = prepare(preset, prep_root, **evaluation,
                        data_sizes=settings.data_sizes if experiment == "data_efficiency" else (),
-                       num_workers=max(1, settings.cpus_per_trial))
+                       num_workers=max(1, settings.cpus_per_trial), num_gpus=settings.gpus_per_trial)
     prep_s = time.perf_counter() - t0
     arms = trial_specs(experiment, settings, pair_sets=sorted(prepared.pairs))
     every_set = ["demos", "generated", *[f"demos_n{n}" for n in settings.data_sizes]]

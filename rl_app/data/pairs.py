@@ -191,7 +191,8 @@ def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
 
 def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
                      num_rejected: int = 1, seed: int = 0, rejected: str = "sample", only_success: bool = False,
-                     batch_size: int = 32, use_ray: Optional[bool] = None, overwrite: bool = False) -> PairSummary:
+                     batch_size: int = 32, use_ray: Optional[bool] = None, num_gpus: float = 0,
+                     overwrite: bool = False) -> PairSummary:
     """Trajectory parquet -> step-level pairs parquet (atomic), with pi_ref log-probs.
 
     Args:
@@ -203,11 +204,16 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
             probable other candidates); see :func:`step_pairs`.
         only_success: keep only episodes whose final reward is 1.
         use_ray: Ray Data pipeline (default: when Ray is initialised) or in-process.
+        num_gpus: GPUs for the Ray pipeline's reference actor (default 0: Ray then hides every
+            GPU from it and the reference pass runs on CPU); the cluster must have them. The
+            in-process path uses this process's GPU when it has one.
     """
     from rl_app.data.io import read_trajectories
 
     if rejected not in REJECTED_STRATEGIES:
         raise ValueError(f"rejected must be one of {REJECTED_STRATEGIES}, got {rejected!r}")
+    if num_gpus < 0:
+        raise ValueError(f"num_gpus must be >= 0, got {num_gpus}")
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists (pass overwrite=True)")
@@ -224,10 +230,13 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
     if use_ray:
         import ray
 
+        if num_gpus and ray.cluster_resources().get("GPU", 0) < num_gpus:
+            raise ValueError(f"num_gpus={num_gpus} for the reference pass, but the Ray cluster has "
+                             f"{ray.cluster_resources().get('GPU', 0):g} GPUs")
         ds = ray.data.from_pandas(frame.reset_index(drop=True))
         ds = ds.map_batches(ReferenceLogProbs, fn_constructor_kwargs={"checkpoint": str(reference),
                                                                       "batch_size": batch_size},
-                            batch_size=batch_size * 4, batch_format="numpy", concurrency=1)
+                            batch_size=batch_size * 4, batch_format="numpy", concurrency=1, num_gpus=num_gpus)
         ds = ds.map_batches(step_pairs, fn_kwargs={"num_rejected": num_rejected, "seed": seed, "rejected": rejected},
                             batch_format="numpy")
         pairs = ds.to_pandas()

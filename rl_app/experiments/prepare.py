@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from rl_app.presets import Preset
 
-__all__ = ["Prepared", "prepare", "prep_key", "subset_pairs"]
+__all__ = ["Prepared", "prepare", "prep_key", "il_argv", "subset_pairs"]
 
 PREPARED_FILE = "prepared.json"
 # Preset sections the prepared data depend on (not dpo/ppo/tune: those are per trial).
@@ -101,10 +101,31 @@ def subset_pairs(pairs_dir: str | os.PathLike, out: str | os.PathLike, n_episode
     return {"episodes": len(keep), "pairs": len(subset)}
 
 
+def il_argv(demos: Path, out: Path, model: dict[str, Any], il_cfg: dict[str, Any], tokens: Sequence[str], *,
+            num_gpus: float = 0) -> list[str]:
+    """The ``rl_app.algorithms.il.train`` command line of the IL stage. With ``num_gpus``, one remote
+    learner with that many GPUs: Ray places it on a GPU node, wherever the driver runs."""
+    argv = ["--data", str(demos), "--out", str(out), "--encoder", str(model.get("encoder", "minilm")),
+            "--iterations", str(il_cfg.get("iterations", 20)), "--batch-size", str(il_cfg.get("batch_size", 32)),
+            "--updates-per-iteration", str(il_cfg.get("updates_per_iteration", 10)),
+            "--seed", str(il_cfg.get("seed", 0)), "--eval-goals", "0", *tokens]
+    if "lr" in il_cfg:
+        argv += ["--lr", str(il_cfg["lr"])]
+    if "dropout" in model:
+        argv += ["--dropout", str(model["dropout"])]
+    if num_gpus:
+        argv += ["--num-learners", "1", "--gpus-per-learner", f"{num_gpus:g}"]
+    return argv
+
+
 def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_goals: int, eval_greedy: bool = True,
-            data_sizes: Sequence[int] = (), num_workers: int = 2,
+            data_sizes: Sequence[int] = (), num_workers: int = 2, num_gpus: float = 0,
             log: Optional[Callable[[str], None]] = print) -> Prepared:
-    """Make (or reuse) everything the trials share, under ``root``; Ray must be running."""
+    """Make (or reuse) everything the trials share, under ``root``; Ray must be running.
+
+    ``num_gpus`` (a trial's GPUs): the IL stage's learner and the pair stages' reference pass
+    each take that many (on CPU otherwise); demonstrations, generated rollouts and evaluation
+    run on CPU workers."""
     from rl_app.algorithms.il.train import main as il_main
     from rl_app.data.demos import generate_demonstrations
     from rl_app.data.generated import generate_trajectories
@@ -145,19 +166,11 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     save()
 
     def make_il() -> dict[str, Any]:
-        argv = ["--data", str(demos), "--out", str(il), "--encoder", str(model.get("encoder", "minilm")),
-                "--iterations", str(il_cfg.get("iterations", 20)), "--batch-size", str(il_cfg.get("batch_size", 32)),
-                "--updates-per-iteration", str(il_cfg.get("updates_per_iteration", 10)),
-                "--seed", str(il_cfg.get("seed", 0)), "--eval-goals", "0", *tokens]
-        if "lr" in il_cfg:
-            argv += ["--lr", str(il_cfg["lr"])]
-        if "dropout" in model:
-            argv += ["--dropout", str(model["dropout"])]
-        if il_main(argv) != 0:
+        if il_main(il_argv(demos, il, model, il_cfg, tokens, num_gpus=num_gpus)) != 0:
             raise RuntimeError("IL training failed")
         summary = json.loads((il / "eval.json").read_text())
         return {"policy": str(il / "policy"), "gradient_updates": summary["gradient_updates"],
-                "learner_s": summary["learner_s"]}
+                "learner_s": summary["learner_s"], "gpus": num_gpus}
 
     _stage(stages, "il", lambda: (il / "eval.json").is_file(), make_il, log)
     save()
@@ -195,7 +208,8 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         def make_pairs(source=source, out=out) -> dict[str, Any]:
             summary = build_step_pairs(source, il / "policy", out, num_rejected=int(pair_cfg.get("num_rejected", 1)),
                                        seed=int(pair_cfg.get("seed", 0)),
-                                       rejected=str(pair_cfg.get("rejected", "sample")), use_ray=True, overwrite=True)
+                                       rejected=str(pair_cfg.get("rejected", "sample")), use_ray=True,
+                                       num_gpus=num_gpus, overwrite=True)
             return {**dataclasses.asdict(summary), "path": str(out)}
 
         _stage(stages, f"pairs_{name}", lambda out=out: (out / "_summary.json").is_file(), make_pairs, log)

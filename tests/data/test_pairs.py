@@ -118,3 +118,18 @@ def test_build_from_trajectories_with_a_reference_checkpoint(tmp_path, use_ray, 
     assert only.states == 3
     with pytest.raises(FileExistsError):
         build_step_pairs(tmp_path / "traj", ref, tmp_path / "pairs", use_ray=use_ray)
+
+
+def test_gpus_for_the_reference_pass_are_checked_before_anything_is_written(tmp_path, ray_session):
+    import ray
+
+    from rl_app.data.io import write_trajectories
+    from .helpers import episode
+
+    write_trajectories(episode("ep-a"), tmp_path / "traj")
+    with pytest.raises(ValueError, match="num_gpus must be >= 0"):
+        build_step_pairs(tmp_path / "traj", tmp_path / "no-ref", tmp_path / "pairs", num_gpus=-1)
+    assert ray.cluster_resources().get("GPU", 0) == 0  # CI: no GPU, so asking for one is refused
+    with pytest.raises(ValueError, match="num_gpus=1 for the reference pass, but the Ray cluster has 0 GPUs"):
+        build_step_pairs(tmp_path / "traj", tmp_path / "no-ref", tmp_path / "pairs", use_ray=True, num_gpus=1)
+    assert not (tmp_path / "pairs").exists()

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 
 from rl_app.algorithms.cli import add_common_args, run, shop_of_data
 
-__all__ = ["main", "build_config", "shop_of_data"]
+__all__ = ["main", "build_parser", "build_config", "shop_of_data"]
 
 # Learning rates: a randomly initialised tiny encoder has nothing to forget; pretrained
 # BERTs are fine-tuned at the usual 1e-4 or below.
@@ -45,15 +45,21 @@ def build_config(args: argparse.Namespace):
             .debugging(seed=args.seed))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from rl_app.algorithms.il.il_torch_learner import ACCURACY, BC_LOSS, ENTROPY
-
+def build_parser() -> argparse.ArgumentParser:
+    """The trainer's command line (``python -m rl_app.algorithms.il.train --help``)."""
     ap = argparse.ArgumentParser(prog="python -m rl_app.algorithms.il.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap)
     ap.add_argument("--encoder", default="minilm", help="minilm (default), tiny, or a BERT name/path")
     ap.add_argument("--init-checkpoint", default=None, help="start from a saved policy (overrides --encoder)")
     ap.add_argument("--dropout", type=float, default=None, help="encoder dropout (default: the module's, 0.0)")
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from rl_app.algorithms.il.il_torch_learner import ACCURACY, BC_LOSS, ENTROPY
+
+    ap = build_parser()
     args = ap.parse_args(argv)
     if args.iterations < 1:
         ap.error("--iterations must be >= 1")
