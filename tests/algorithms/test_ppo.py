@@ -70,8 +70,13 @@ def test_il_auxiliary_term_is_logged(ray_session, tmp_path):
     shop = {k: ENV[k] for k in ("catalogue", "synthetic_products", "synthetic_seed")}
     generate_demonstrations(shop, num_goals=10, num_workers=0, out=tmp_path / "demos", progress=False,
                             env_config={"max_steps": ENV["max_steps"], "k_max": ENV["k_max"]})
-    algo = _config().il_auxiliary(coeff=0.5, data=str(tmp_path / "demos"), batch_size=8).build_algo()
+    import torch
+
+    algo = _config().il_auxiliary(coeff=0.5, data=str(tmp_path / "demos"), batch_size=8).debugging(seed=0).build_algo()
     try:
+        # Seeded, yet the driver (local learner and env runner) keeps torch's default kernels
+        # (rl_app.algorithms.determinism; RLlib's seeding would turn deterministic algorithms on).
+        assert not torch.are_deterministic_algorithms_enabled()
         learner = algo.train()["learners"]["default_policy"]
         assert np.isfinite(learner["losses/il"]) and learner["losses/il"] > 0
         assert 0.0 <= learner["metrics/il_accuracy"] <= 1.0
