@@ -9,8 +9,8 @@ RLlib's ``config.debugging(seed=N)`` calls ``update_global_seed_if_necessary`` i
   ``torch.backends.cudnn.deterministic = True``, ``torch.backends.cudnn.benchmark = False``;
 * torch without CUDA: ``torch.use_deterministic_algorithms(True)``.
 
-On an H200 those settings made a MiniLM DPO learner update 55-75% slower, all of it host time
-per kernel launch (``python -m rl_app.bench.update_context``; README, DPO throughput).
+On an H200 those settings made a MiniLM DPO learner update 40-83% slower (the host spent longer on
+each operator while the GPU waited; ``python -m rl_app.bench.update_context``; README, Benchmarks).
 
 ``config.debugging(deterministic_kernels=False)`` (the default): rl_app's algorithms (driver)
 and learners put these settings back as they were before RLlib's seeding. The random number

@@ -41,7 +41,7 @@ import torch
 
 from rl_app.bench.dpo_throughput import DPOBenchSettings, _loss_only_step, _median_step, add_pair_workload_arguments, \
     check_pair_workload, dpo_config, pair_workload
-from rl_app.bench.policy_throughput import machine_info
+from rl_app.bench.policy_throughput import _sync, machine_info
 
 __all__ = ["ContextRow", "measure", "main"]
 
@@ -60,11 +60,6 @@ class ContextRow:
     path: str
     ms_per_update: float
     updates: int
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _train_seconds_per_update(algo, s: DPOBenchSettings, device: torch.device) -> tuple[float, int]:
