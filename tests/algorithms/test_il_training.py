@@ -31,6 +31,12 @@ def color_dir(tmp_path_factory):
     return directory
 
 
+def _learned(metrics) -> bool:
+    from rl_app.algorithms.il import ACCURACY, BC_LOSS
+
+    return float(metrics[BC_LOSS]) < 0.6 * np.log(4) and float(metrics[ACCURACY]) >= 0.7
+
+
 def _logits(module, batch) -> torch.Tensor:
     from ray.rllib.core.columns import Columns
 
@@ -50,14 +56,18 @@ def test_il_learns_checkpoints_and_restores(ray_session, color_dir, demo_rows, t
     algo = config.build_algo()
     try:
         before = {k: v.clone() for k, v in algo.get_policy_module().state_dict().items()}
+        # 12 iterations usually suffice; how soon the loss leaves its ln 4 plateau depends on the
+        # order Ray Data streams the rows in (timing-dependent), so train on, up to 30, until learned.
         results = [algo.train() for _ in range(12)]
+        while len(results) < 30 and not _learned(results[-1]["learners"]["default_policy"]):
+            results.append(algo.train())
         learner = [r["learners"]["default_policy"] for r in results]
         losses = [float(m[BC_LOSS]) for m in learner]
         accuracy = [float(m[ACCURACY]) for m in learner]
         entropy = [float(m[ENTROPY]) for m in learner]
         assert np.all(np.isfinite(losses + accuracy + entropy))
         # The fresh model is near uniform over the 4 buttons: loss ln 4 = 1.386, accuracy
-        # ~1/4; 48 updates of 16 states later it has learned most colours.
+        # ~1/4; 48 to 120 updates of 16 states later it has learned most colours.
         assert losses[0] == pytest.approx(np.log(4), abs=0.01)
         assert entropy[0] == pytest.approx(np.log(4), abs=0.01)
         assert accuracy[0] <= 0.4
