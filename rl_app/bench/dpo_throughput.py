@@ -51,6 +51,7 @@ from rl_app.bench.policy_throughput import BERT_BASE_ARCH, BERT_BASE_SHAPE, Shap
     run_shapes
 
 __all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "pair_workload", "dpo_config",
+           "train_seconds_per_update", "learner_batches",
            "measure_shape",
            "markdown_table", "add_pair_workload_arguments", "check_pair_workload", "main"]
 
@@ -296,8 +297,6 @@ def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettin
     """
     import ray
 
-    from rl_app.algorithms.offline import LEARNER_SECONDS
-
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, num_cpus=max(2, torch.get_num_threads()))
     config = (dpo_config(pair_dir, policy_dir, s, device, precision)
@@ -305,35 +304,50 @@ def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettin
               .debugging(seed=0))
     algo = config.build_algo()
     try:
-        learner_s = 0.0
-        for _ in range(s.warmup_iterations):
-            learner_s = float(algo.train()[LEARNER_SECONDS])
-        per_update = []
-        for _ in range(s.iterations):
-            total = float(algo.train()[LEARNER_SECONDS])
-            per_update.append((total - learner_s) / s.updates)
-            learner_s = total
+        per_update = train_seconds_per_update(algo, s, device)
         if profile_path is not None:
             _profile_train(algo, device, profile_path)
         data_path = _data_path_seconds_per_batch(algo, s, device)
     finally:
         algo.stop()
-    return (statistics.median(per_update), s.iterations * s.updates), data_path
+    return per_update, data_path
 
 
-def _data_path_seconds_per_batch(algo, s: DPOBenchSettings, device: torch.device) -> tuple[float, int]:
-    """Median seconds between batches of ``s.batch`` pairs drawn, with nothing done to them, from
-    the algorithm's (materialized) pair data set through the iterator its learner uses, with the
-    same ``iter_batches`` settings (prefetch, shuffle buffer) and device; the first batch (the
-    iterator's start-up and shuffle-buffer fill) is not timed."""
+def train_seconds_per_update(algo, s: DPOBenchSettings, device: torch.device) -> tuple[float, int]:
+    """(median over ``s.iterations`` timed ``train()`` calls of the ``time/learner_s`` each adds, per
+    update; updates timed), after ``s.warmup_iterations`` untimed ones."""
+    from rl_app.algorithms.offline import LEARNER_SECONDS
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    learner_s = 0.0
+    for _ in range(s.warmup_iterations):
+        learner_s = float(algo.train()[LEARNER_SECONDS])
+    per_update = []
+    for _ in range(s.iterations):
+        total = float(algo.train()[LEARNER_SECONDS])
+        per_update.append((total - learner_s) / s.updates)
+        learner_s = total
+    return statistics.median(per_update), s.iterations * s.updates
+
+
+def learner_batches(algo, s: DPOBenchSettings, device: torch.device, n: int):
+    """``n`` batches of ``s.batch`` pairs from the algorithm's (materialized) pair data set through the
+    iterator its learner uses (RLlib's ``MiniBatchRayDataIterator``), with the same ``iter_batches``
+    settings (prefetch, shuffle buffer) and device."""
     from ray.rllib.utils.minibatch_utils import MiniBatchRayDataIterator
 
     data = algo.offline_data
+    return MiniBatchRayDataIterator(iterator=data.data.iterator(), device=device, minibatch_size=s.batch,
+                                    num_iters=n, **data.iter_batches_kwargs)
+
+
+def _data_path_seconds_per_batch(algo, s: DPOBenchSettings, device: torch.device) -> tuple[float, int]:
+    """Median seconds between :func:`learner_batches` with nothing done to them; the first batch
+    (the iterator's start-up and shuffle-buffer fill) is not timed."""
     n = s.updates * s.iterations + 1
-    batches = MiniBatchRayDataIterator(iterator=data.data.iterator(), device=device, minibatch_size=s.batch,
-                                       num_iters=n, **data.iter_batches_kwargs)
     gaps, start = [], time.perf_counter()
-    for _ in batches:
+    for _ in learner_batches(algo, s, device, n):
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the copy to the device has landed
         now = time.perf_counter()

@@ -29,8 +29,6 @@ every timed step or ``train()``.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,8 +37,9 @@ from typing import Optional, Sequence
 
 import torch
 
+from rl_app.algorithms.determinism import kernel_settings, restore_kernel_settings
 from rl_app.bench.dpo_throughput import DPOBenchSettings, _loss_only_step, _median_step, add_pair_workload_arguments, \
-    check_pair_workload, dpo_config, pair_workload
+    check_pair_workload, dpo_config, learner_batches, pair_workload, train_seconds_per_update
 from rl_app.bench.policy_throughput import _sync, machine_info
 
 __all__ = ["ContextRow", "measure", "main"]
@@ -62,28 +61,9 @@ class ContextRow:
     updates: int
 
 
-def _train_seconds_per_update(algo, s: DPOBenchSettings, device: torch.device) -> tuple[float, int]:
-    """Median over ``s.iterations`` ``train()`` calls of the learner seconds each adds, per update."""
-    from rl_app.algorithms.offline import LEARNER_SECONDS
-
-    _sync(device)
-    before = float(algo.train()[LEARNER_SECONDS])  # warm-up (and a new iterator's start)
-    per_update = []
-    for _ in range(s.iterations):
-        after = float(algo.train()[LEARNER_SECONDS])
-        per_update.append((after - before) / s.updates)
-        before = after
-    return statistics.median(per_update), s.iterations * s.updates
-
-
 def _drawn_batches(algo, s: DPOBenchSettings, device: torch.device, n: int) -> list:
     """``n`` batches from the learner's own iterator settings, already on ``device``."""
-    from ray.rllib.utils.minibatch_utils import MiniBatchRayDataIterator
-
-    data = algo.offline_data
-    batches = MiniBatchRayDataIterator(iterator=data.data.iterator(), device=device, minibatch_size=s.batch,
-                                       num_iters=n, **data.iter_batches_kwargs)
-    drawn = [b.policy_batches for b in batches]
+    drawn = [b.policy_batches for b in learner_batches(algo, s, device, n)]
     _sync(device)
     return drawn
 
@@ -109,8 +89,7 @@ def measure(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = None) -> 
     device, precision = s.resolved_device(), s.resolved_precision()
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, num_cpus=max(2, torch.get_num_threads()))
-    settings = (os.environ.get("CUBLAS_WORKSPACE_CONFIG"), torch.backends.cudnn.deterministic,
-                torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    settings = kernel_settings()
     rows: list[ContextRow] = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         # Each data iterator (one per train() row) reads its warm-up and timed train()s within one epoch.
@@ -126,34 +105,20 @@ def measure(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = None) -> 
                 if state == SEEDED:
                     update_global_seed_if_necessary("torch", 0)
                 timed = [(LOSS_ONLY, *_median_step(loss_only, s.seconds, device)),
-                         (TRAIN, *_train_seconds_per_update(algo, s, device))]
+                         (TRAIN, *train_seconds_per_update(algo, s, device))]
                 timed += _update_rows(learner, _drawn_batches(algo, s, device, s.updates), s, device)
                 _reset_iterator(algo, prefetch_batches=0)
-                timed.append((TRAIN_NO_PREFETCH, *_train_seconds_per_update(algo, s, device)))
+                timed.append((TRAIN_NO_PREFETCH, *train_seconds_per_update(algo, s, device)))
                 _reset_iterator(algo, prefetch_batches=prefetch if prefetch is not None else 1)
                 rows += [ContextRow(shape, state, path, sec * 1e3, n) for path, sec, n in timed]
-            _restore(settings)
-            rows += [ContextRow(shape, RESTORED, LOSS_ONLY, *_ms(_median_step(loss_only, s.seconds, device))),
-                     ContextRow(shape, RESTORED, TRAIN, *_ms(_train_seconds_per_update(algo, s, device)))]
+            restore_kernel_settings(settings)
+            timed = [(LOSS_ONLY, *_median_step(loss_only, s.seconds, device)),
+                     (TRAIN, *train_seconds_per_update(algo, s, device))]
+            rows += [ContextRow(shape, RESTORED, path, sec * 1e3, n) for path, sec, n in timed]
         finally:
             algo.stop()
-            _restore(settings)
+            restore_kernel_settings(settings)
     return rows
-
-
-def _ms(timed: tuple[float, int]) -> tuple[float, int]:
-    return timed[0] * 1e3, timed[1]
-
-
-def _restore(settings: tuple[Optional[str], bool, bool, bool]) -> None:
-    workspace, deterministic, benchmark, deterministic_algorithms = settings
-    if workspace is None:
-        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-    else:
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = workspace
-    torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = benchmark
-    torch.use_deterministic_algorithms(deterministic_algorithms)
 
 
 def markdown_table(rows: Sequence[ContextRow]) -> str:

@@ -230,9 +230,10 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
     if use_ray:
         import ray
 
-        if num_gpus and ray.cluster_resources().get("GPU", 0) < num_gpus:
+        cluster_gpus = ray.cluster_resources().get("GPU", 0) if num_gpus else 0
+        if num_gpus and cluster_gpus < num_gpus:
             raise ValueError(f"num_gpus={num_gpus} for the reference pass, but the Ray cluster has "
-                             f"{ray.cluster_resources().get('GPU', 0):g} GPUs")
+                             f"{cluster_gpus:g} GPUs")
         ds = ray.data.from_pandas(frame.reset_index(drop=True))
         ds = ds.map_batches(ReferenceLogProbs, fn_constructor_kwargs={"checkpoint": str(reference),
                                                                       "batch_size": batch_size},
