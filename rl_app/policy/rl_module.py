@@ -199,6 +199,24 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
         self._tokenizer = load_checkpoint_tokenizer(loaded)
         return model_from_checkpoint(loaded, **settings.runtime_overrides())
 
+    def compile(self, compile_config: Any) -> "WebShopChoiceModule":
+        """``torch.compile`` the BERT encoder in place, with dynamic shapes; the rest stays eager.
+
+        RLlib calls this for ``config.framework(torch_compile_learner=True)`` (on the learners,
+        through :class:`~rl_app.algorithms.compile.CompileLearnerMixin`) and
+        ``torch_compile_worker=True`` (env runners). RLlib's default would compile
+        ``_forward_train`` and ``_forward_inference`` whole; here they select the valid candidates
+        and cut padding with data-dependent shapes (graph breaks, and a recompile per new batch
+        shape), while the encoder, compiled with ``dynamic=True``, takes any (rows, tokens) and
+        holds nearly all of the operators. ``nn.Module.compile`` keeps parameter names, so state
+        dicts and checkpoints are those of the eager module. ``compile_config.kwargs`` go to
+        ``torch.compile`` (``dynamic`` included, to override the default).
+        """
+        kwargs = {"dynamic": True, **dict(compile_config.kwargs or {})}
+        self.model.encoder.compile(backend=compile_config.torch_dynamo_backend,
+                                   mode=compile_config.torch_dynamo_mode, **kwargs)
+        return self
+
     # ------------------------------------------------------------------ forward passes
     def _inputs(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         obs = batch[Columns.OBS]

@@ -158,3 +158,34 @@ def test_dpo_with_a_remote_learner(ray_session, pair_dir, reference):
     row_state = f"instruction: i want a {COLORS[0]} shirt [SEP] item page [SEP] color"
     texts = [f"click[{c}]" for c in COLORS]
     assert not np.allclose(trained.probs(row_state, texts), reference[0].probs(row_state, texts))
+
+
+def test_torch_compile_learner_compiles_the_encoder_with_the_same_updates(pair_dir, reference):
+    """``config.framework(torch_compile_learner=True)``: RLlib 2.60 alone compiles nothing for a
+    MultiRLModule (rl_app.algorithms.compile); with the mixin the learner's encoder is compiled,
+    and three updates give the eager learner's losses and margins."""
+    from ray.rllib.core.learner.training_data import TrainingData
+    from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+    from rl_app.algorithms.dpo import DPOPreLearner
+    from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, REWARDS_MARGINS
+
+    directory, pairs = pair_dir
+    rows = {c: pairs[c].to_numpy() for c in pairs.columns}
+    runs = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        config = _config(directory, reference[1])
+        if compiled:
+            config = config.framework(torch_compile_learner=True, torch_compile_learner_dynamo_backend="aot_eager")
+        module_batch = DPOPreLearner(config=config).module_batch(rows)
+        learner = config.build_learner(spaces={"__env__": (config.observation_space, config.action_space)})
+        encoder = learner.module["default_policy"].unwrapped().model.encoder
+        assert (encoder._compiled_call_impl is not None) == compiled
+        batch = MultiAgentBatch({"default_policy": SampleBatch(module_batch)}, env_steps=len(pairs))
+        runs[compiled] = [learner.update(training_data=TrainingData(batch=batch), timesteps={})["default_policy"]
+                          for _ in range(3)]
+    for eager, compiled in zip(runs[False], runs[True]):
+        for key in (DPO_LOSS, REWARDS_MARGINS):
+            assert float(compiled[key]) == pytest.approx(float(eager[key]), abs=1e-5)
+    assert float(runs[True][-1][REWARDS_MARGINS]) > float(runs[True][0][REWARDS_MARGINS])  # it learned

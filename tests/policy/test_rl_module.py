@@ -153,6 +153,34 @@ def test_learner_value_loss_path_trains_head_and_encoder():
     assert detached.model.encoder.embeddings.word_embeddings.weight.grad is None
 
 
+# ---------------------------------------------------------------------- torch.compile
+def test_compile_compiles_the_encoder_in_place_with_the_same_numbers(tmp_path):
+    from ray.rllib.core.rl_module.torch.torch_compile_config import TorchCompileConfig
+    from torch._dynamo.utils import counters
+
+    eager = _module()
+    compiled = copy.deepcopy(eager)
+    torch._dynamo.reset()
+    counters.clear()
+    assert compiled.compile(TorchCompileConfig(torch_dynamo_backend="aot_eager")) is compiled
+    assert compiled.model.encoder._compiled_call_impl is not None and eager.model.encoder._compiled_call_impl is None
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints keep their names
+    for n, seed in ((4, 0), (7, 1)):  # new batch shapes: dynamic, no recompile
+        batch = _batch(n, seed=seed)
+        outs = [m.forward_train(batch)[Columns.ACTION_DIST_INPUTS] for m in (eager, compiled)]
+        torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+        for m, out in zip((eager, compiled), outs):
+            m.zero_grad()
+            torch.log_softmax(out, -1)[:, 0].sum().backward()
+        torch.testing.assert_close(compiled.model.encoder.embeddings.word_embeddings.weight.grad,
+                                   eager.model.encoder.embeddings.word_embeddings.weight.grad, rtol=1e-4, atol=1e-6)
+    assert counters["stats"]["unique_graphs"] == 1
+    restored = RLModule.from_checkpoint(compiled.save_to_path(tmp_path / "module"))
+    batch = _batch(3, seed=2)
+    assert torch.equal(restored.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
+                       eager.forward_inference(batch)[Columns.ACTION_DIST_INPUTS])
+
+
 # ---------------------------------------------------------------------- checkpoints
 def test_checkpoint_round_trip_gives_identical_probabilities(module, tmp_path):
     batch = _batch(4, seed=3)

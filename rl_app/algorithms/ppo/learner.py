@@ -15,6 +15,7 @@ import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 
+from rl_app.algorithms.compile import CompileLearnerMixin
 from rl_app.algorithms.determinism import KernelSettingsLearnerMixin
 from rl_app.algorithms.gradients import FusedGradientStepMixin
 from rl_app.algorithms.il.loss import bc_loss
@@ -47,8 +48,8 @@ def load_demo_arrays(path: str, env_config: dict, *, max_steps: int = MAX_DEMO_S
     return arrays
 
 
-class WebShopPPOTorchLearner(KernelSettingsLearnerMixin, AutocastLearnerMixin, FusedGradientStepMixin,
-                             PPOTorchLearner):
+class WebShopPPOTorchLearner(KernelSettingsLearnerMixin, CompileLearnerMixin, AutocastLearnerMixin,
+                             FusedGradientStepMixin, PPOTorchLearner):
     """PPOTorchLearner; adds ``il_coeff * L_IL`` when the config asks for it."""
 
     def build(self) -> None:
