@@ -28,6 +28,11 @@ the encoder work per update is ``batch`` states plus ``batch * valid`` candidate
 as a share of that raw step time (the issue's target for the DPO learner: < 30% on GPU, i.e. the
 whole DPO update, data path included, in < 1.3x the raw step's time).
 
+``--compile [BACKEND]`` (default backend ``inductor``): ``torch.compile`` the BERT encoder with
+dynamic shapes in the raw and loss-only rows, and set ``config.framework(torch_compile_learner=True)``
+in the RLlib row (rl_app.algorithms.compile); the precision column then reads e.g. ``bf16+inductor``.
+Compilation happens in the warm-up steps and iteration, outside the timed figures.
+
 Precision: ``auto`` = bf16 autocast on CUDA, fp32 on CPU. The RLlib row sets the learner's own
 ``config.learners(precision=...)`` (rl_app.algorithms.precision) to the same value, so all rows
 compare at one precision, and the table says so.
@@ -83,6 +88,7 @@ class DPOBenchSettings(ShapeSettingsMixin):
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         precision: ``auto`` | ``fp32`` | ``bf16``.
         rllib: also run the RLlib row and the data-path row (need Ray; the others do not).
+        compile: ``torch.compile`` backend for the encoder in every update row (None = eager).
         profile_dir: if set, one more ``train()`` of the RLlib row runs under cProfile and
             ``torch.profiler`` and their tables go to ``<profile_dir>/<shape>-rllib-profile.txt``
             (where the learner's time goes; not part of the timed figures).
@@ -100,6 +106,7 @@ class DPOBenchSettings(ShapeSettingsMixin):
     device: str = "auto"
     precision: str = "auto"
     rllib: bool = True
+    compile: Optional[str] = None
     profile_dir: Optional[str] = None
 
 
@@ -242,10 +249,19 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
-def _raw_step(shape: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str):
+def _compiled(encoder: torch.nn.Module, backend: Optional[str]) -> torch.nn.Module:
+    """``encoder`` compiled in place as ``WebShopChoiceModule.compile`` does (dynamic shapes), or as it is."""
+    if backend is not None:
+        encoder.compile(backend=backend, dynamic=True)
+    return encoder
+
+
+def _raw_step(shape: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str,
+              compile_backend: Optional[str] = None):
     from rl_app.policy.encoder import EncoderConfig, build_encoder
 
     encoder = build_encoder(_bert_config(shape), EncoderConfig(name_or_path=shape), seed=1).to(device).train()
+    _compiled(encoder, compile_backend)
     state = batch["state_ids"].to(device)
     rows = batch["action_ids"][batch["action_mask"].bool()].to(device)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=_LR)
@@ -262,11 +278,13 @@ def _raw_step(shape: str, batch: dict[str, torch.Tensor], device: torch.device, 
     return step
 
 
-def _loss_only_step(policy_dir: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str):
+def _loss_only_step(policy_dir: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str,
+                    compile_backend: Optional[str] = None):
     from rl_app.algorithms.dpo.loss import dpo_loss
     from rl_app.policy.checkpoint import load_choice_model
 
     model = load_choice_model(policy_dir).to(device).train()
+    _compiled(model.encoder, compile_backend)
     b = {k: v.to(device) for k, v in batch.items()}
     optimizer = torch.optim.AdamW(model.parameters(), lr=_LR)
 
@@ -303,6 +321,8 @@ def _rllib_seconds_per_update(pair_dir: Path, policy_dir: str, s: DPOBenchSettin
     config = (dpo_config(pair_dir, policy_dir, s, device, precision)
               .dataset(updates_per_iteration=s.updates)
               .debugging(seed=0))
+    if s.compile is not None:
+        config = config.framework(torch_compile_learner=True, torch_compile_learner_dynamo_backend=s.compile)
     algo = config.build_algo()
     try:
         per_update = train_seconds_per_update(algo, s, device)
@@ -440,16 +460,18 @@ def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = Non
         policy_dir, pair_dir, batch = pair_workload(tmp, shape, s, n_pairs)
         tokens = s.batch * (s.state_len + s.n_valid * s.action_len)
 
+        label = precision if s.compile is None else f"{precision}+{s.compile}"
         measured: list[tuple[str, str, float, int]] = []
-        raw_s, steps = _median_step(_raw_step(shape, batch, device, precision), s.seconds, device)
-        measured.append((RAW, precision, raw_s, steps))
-        loss_s, steps = _median_step(_loss_only_step(policy_dir, batch, device, precision), s.seconds, device)
-        measured.append((LOSS_ONLY, precision, loss_s, steps))
+        raw_s, steps = _median_step(_raw_step(shape, batch, device, precision, s.compile), s.seconds, device)
+        measured.append((RAW, label, raw_s, steps))
+        loss_s, steps = _median_step(_loss_only_step(policy_dir, batch, device, precision, s.compile), s.seconds,
+                                     device)
+        measured.append((LOSS_ONLY, label, loss_s, steps))
         if s.rllib:
             profile = Path(s.profile_dir) / f"{shape}-rllib-profile.txt" if s.profile_dir else None
             (rllib_s, updates), (data_s, batches) = _rllib_seconds_per_update(pair_dir, policy_dir, s, device,
                                                                                precision, profile)
-            measured.append((RLLIB, precision, rllib_s, updates))
+            measured.append((RLLIB, label, rllib_s, updates))
             measured.append((DATA_PATH, precision, data_s, batches))
     return [Row(shape, name, prec, seconds * 1e3, s.batch / seconds, tokens / seconds,
                 None if name in (RAW, DATA_PATH) else seconds / raw_s - 1.0, n)
@@ -500,6 +522,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
     parser.add_argument("--iterations", type=int, default=3, help="timed train() calls (RLlib row)")
     parser.add_argument("--warmup-iterations", type=int, default=1, help="untimed train() calls first")
     parser.add_argument("--no-rllib", action="store_true", help="skip the RLlib and data-path rows (no Ray)")
+    parser.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                        help="torch.compile the encoder (dynamic shapes) in every update row; BACKEND default inductor")
     parser.add_argument("--profile-dir", default=None,
                         help="profile one more RLlib train() per shape (cProfile + torch.profiler tables) into this dir")
     args = parser.parse_args(argv)
@@ -509,7 +533,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Row]:
                          action_len=args.action_len, seconds=args.seconds, updates=args.updates,
                          iterations=args.iterations, warmup_iterations=args.warmup_iterations,
                          device=args.device, precision=args.precision, rllib=not args.no_rllib,
-                         profile_dir=args.profile_dir)
+                         compile=args.compile, profile_dir=args.profile_dir)
     check_pair_workload(parser, s)
     if min(s.updates, s.iterations) < 1 or s.warmup_iterations < 0:
         parser.error("need --updates, --iterations >= 1, --warmup-iterations >= 0")

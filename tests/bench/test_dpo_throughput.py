@@ -111,3 +111,32 @@ def test_profile_summary_takes_the_union_of_device_intervals_and_counts_waiting_
     assert "aten::mm" not in text
     # On CPU only the wall time is stated.
     assert bench._profile_summary(raw, averages, 0.02, torch.device("cpu")).count("\n") == 1
+
+
+def test_compile_flag_compiles_every_update_row(ray_session, monkeypatch):
+    """``--compile BACKEND``: the raw, loss-only and RLlib rows run with the encoder compiled (labelled so);
+    the data-path row has no update to compile."""
+    from rl_app.policy.rl_module import WebShopChoiceModule
+
+    built, learner_modules = [], []
+    original, module_compile = bench._compiled, WebShopChoiceModule.compile
+
+    def spy(encoder, backend):
+        built.append(backend)
+        return original(encoder, backend)
+
+    def module_spy(self, compile_config):
+        learner_modules.append(compile_config.torch_dynamo_backend)
+        return module_compile(self, compile_config)
+
+    monkeypatch.setattr(bench, "_compiled", spy)
+    monkeypatch.setattr(WebShopChoiceModule, "compile", module_spy)
+    threads = torch.get_num_threads()
+    try:
+        rows = bench.main(SMALL + ["--compile", "aot_eager"])
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.precision for r in rows] == ["fp32+aot_eager"] * 3 + ["fp32"]
+    assert built == ["aot_eager", "aot_eager"]  # raw and loss-only rows
+    assert learner_modules == ["aot_eager"]  # the RLlib row's (local) learner, through torch_compile_learner
+    assert all(r.ms_per_update > 0 for r in rows)
