@@ -202,9 +202,9 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
     def compile(self, compile_config: Any) -> "WebShopChoiceModule":
         """``torch.compile`` the BERT encoder in place, with dynamic shapes; the rest stays eager.
 
-        RLlib calls this for ``config.framework(torch_compile_learner=True)`` (on the learners,
-        through :class:`~rl_app.algorithms.compile.CompileLearnerMixin`) and
-        ``torch_compile_worker=True`` (env runners). RLlib's default would compile
+        Learners call this for ``config.framework(torch_compile_learner=True)`` (through
+        :class:`~rl_app.algorithms.compile.CompileLearnerMixin`; RLlib 2.60's env runners never
+        read ``torch_compile_worker``, so sampling stays eager). RLlib's default would compile
         ``_forward_train`` and ``_forward_inference`` whole; here they select the valid candidates
         and cut padding with data-dependent shapes (graph breaks, and a recompile per new batch
         shape), while the encoder, compiled with ``dynamic=True``, takes any (rows, tokens) and
