@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -40,7 +39,7 @@ import torch
 from rl_app.algorithms.determinism import kernel_settings, restore_kernel_settings
 from rl_app.bench.dpo_throughput import DPOBenchSettings, _loss_only_step, _median_step, add_pair_workload_arguments, \
     check_pair_workload, dpo_config, learner_batches, pair_workload, train_seconds_per_update
-from rl_app.bench.policy_throughput import _sync, machine_info
+from rl_app.bench.policy_throughput import _sync, run_shapes
 
 __all__ = ["ContextRow", "measure", "main"]
 
@@ -140,16 +139,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[ContextRow]:
                          action_len=args.action_len, seconds=args.seconds, updates=args.updates,
                          iterations=args.iterations, device=args.device, precision=args.precision)
     check_pair_workload(parser, s)
-    device, precision = s.resolved_device(), s.resolved_precision()
-    print(f"machine: {machine_info(device, precision)}")
-    print(f"workload: {s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, "
-          f"{s.n_valid} valid x {s.action_len} tokens; {s.updates} updates per train()\n", flush=True)
-    start = time.perf_counter()
-    rows = [row for shape in args.shapes for row in measure(shape, s)]
-    print(markdown_table(rows))
-    print(f"\n({time.perf_counter() - start:.0f} s)")
-    return rows
-
+    return run_shapes(measure, markdown_table, args.shapes, s, json_path=args.json,
+                      workload=f"{s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} "
+                               f"valid x {s.action_len} tokens; {s.updates} updates per train()")
 
 if __name__ == "__main__":
     main()
