@@ -57,7 +57,8 @@ def global_norm(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     nan -> 0 and +-inf -> +-10e8, and the same replacement on the result. No host sync."""
     if not grads:
         return torch.tensor(0.0)
-    norms = torch.stack(torch._foreach_norm([g.detach() for g in grads], 2.0))
+    with torch.no_grad():  # not g.detach() per tensor: one dispatched operator each, on the host
+        norms = torch.stack(torch._foreach_norm(list(grads), 2.0))
     norms = norms.nan_to_num(neginf=-_NORM_LIMIT, posinf=_NORM_LIMIT)
     return torch.linalg.vector_norm(norms, 2.0).nan_to_num(neginf=-_NORM_LIMIT, posinf=_NORM_LIMIT)
 
@@ -76,7 +77,8 @@ def clip_by_global_norm(gradients_dict: Dict[Hashable, Optional[torch.Tensor]], 
     total = global_norm(grads)
     if grads:
         coeff = torch.clamp(grad_clip / torch.clamp(total + _EPS, min=grad_clip), max=1.0)
-        torch._foreach_mul_([g.detach() for g in grads], coeff.to(grads[0].device))
+        with torch.no_grad():
+            torch._foreach_mul_(grads, coeff.to(grads[0].device))
     return total
 
 
@@ -89,7 +91,8 @@ def all_finite(grads: Sequence[torch.Tensor]) -> bool:
     """
     if not grads:
         return True
-    norms = torch.stack(torch._foreach_norm([g.detach() for g in grads], 2.0))
+    with torch.no_grad():
+        norms = torch.stack(torch._foreach_norm(list(grads), 2.0))
     return bool(torch.isfinite(norms).all())
 
 
