@@ -290,7 +290,7 @@ def _loss_only_step(policy_dir: str, batch: dict[str, torch.Tensor], device: tor
 
     def step():
         with _autocast(device, precision):
-            logits = model(b["state_ids"], b["action_ids"], b["action_mask"]).logits
+            logits = model(b["state_ids"], b["action_ids"], b["action_mask"], with_value=False).logits
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         chosen = log_probs.gather(1, b["chosen"].long().unsqueeze(1)).squeeze(1)
         rejected = log_probs.gather(1, b["rejected"].long().unsqueeze(1)).squeeze(1)

@@ -60,6 +60,15 @@ class StepRow:
 class OpCounter(TorchDispatchMode):
     """Counts the aten operators dispatched inside it and the host syncs among them.
 
+    A host sync is a read of a device value on the host, which on a GPU makes the CPU wait
+    for every queued kernel: ``aten::_local_scalar_dense`` (``item()``, ``bool()``, ``if t:``),
+    a device -> host copy, and operators whose output size depends on the values
+    (``nonzero``, ``masked_select``, ``unique``, indexing with a boolean mask: on CUDA they
+    read a count back internally). ``Tensor.tolist()`` and ``Tensor.numpy()`` on a CPU tensor read memory
+    without dispatching anything, so on a CPU run (where every tensor stands in for a
+    device one) the counter counts those calls too; on a GPU run the copy they need is the
+    counted one. So the counts of a CPU run are those of the same code on a GPU.
+
     ``host_tensors``: tensors that stay on the CPU whatever the learner's device (the
     optimizer's step counters: ``torch.optim`` keeps them there unless ``capturable``), whose
     reads are therefore never a device sync and are not counted.
@@ -70,15 +79,47 @@ class OpCounter(TorchDispatchMode):
         self.ops = 0
         self.syncs = 0
         self._host = {id(t) for t in host_tensors}
+        self._patched: dict[str, Any] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         self.ops += 1
         if func is torch.ops.aten._local_scalar_dense.default:
             self.syncs += id(args[0]) not in self._host
-        elif _is_device_to_host(func, args, kwargs):
+        elif (func.overloadpacket in _SIZE_FROM_VALUES or _is_bool_index(func, args)
+              or _is_device_to_host(func, args, kwargs)):
             self.syncs += 1
         return func(*args, **kwargs)
+
+    def __enter__(self):
+        counter = self
+        for name in ("tolist", "numpy"):
+            original = getattr(torch.Tensor, name)
+            self._patched[name] = original
+
+            def read(t, *args, _original=original, **kwargs):
+                if t.device.type == "cpu" and id(t) not in counter._host:
+                    counter.syncs += 1
+                return _original(t, *args, **kwargs)
+
+            setattr(torch.Tensor, name, read)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for name, original in self._patched.items():
+            setattr(torch.Tensor, name, original)
+        self._patched.clear()
+        return super().__exit__(*exc)
+
+
+# Operators whose output shape depends on tensor values: CUDA reads a count back to allocate it.
+_SIZE_FROM_VALUES = {torch.ops.aten.nonzero, torch.ops.aten.masked_select, torch.ops.aten.unique_consecutive,
+                     torch.ops.aten._unique2, torch.ops.aten.unique_dim}
+
+
+def _is_bool_index(func, args) -> bool:
+    return func is torch.ops.aten.index.Tensor and any(
+        i is not None and i.dtype in (torch.bool, torch.uint8) for i in args[1])
 
 
 def _is_device_to_host(func, args, kwargs) -> bool:

@@ -17,7 +17,13 @@ This module keeps that interaction and removes its costs:
   costs;
 * candidate tokens attend over their own state's tokens in one batched multi-head
   attention (``scaled_dot_product_attention``), with the candidates of a state packed next to
-  each other, so the interaction costs a few percent of the encoder.
+  each other, so the interaction costs a few percent of the encoder;
+* the sizes that depend on the batch's values (lengths after the cut, the number of valid
+  candidates, the most valid candidates of any state) and the vocabulary check are read to
+  the host in one transfer per forward pass: on a GPU each such read makes the CPU wait for
+  the queued kernels, and a host-bound update (MiniLM) pays for every one. Rows are selected
+  without ``nonzero`` and the attention masks are handed to BERT ready-made, so neither
+  reads the device again (``python -m rl_app.bench.gradient_step`` counts the reads).
 
 Features per candidate token t (hidden h_t, attended state a_t, candidate summary c):
 ``[h_t, a_t, h_t * a_t, c * a_t]`` -> Linear+ReLU -> masked mean over t -> MLP -> logit.
@@ -33,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, NamedTuple, Optional
+from typing import Any, Literal, Mapping, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -105,12 +111,12 @@ class ChoiceOutput(NamedTuple):
     """What one forward pass gives.
 
     logits: (B, K) float32, ``MASKED_LOGIT`` where ``action_mask == 0``.
-    value: (B,) float32 state value V(s).
+    value: (B,) float32 state value V(s); None from ``forward(..., with_value=False)``.
     state_embedding: (B, H) pooled state vector (the value head's input).
     """
 
     logits: torch.Tensor
-    value: torch.Tensor
+    value: Optional[torch.Tensor]
     state_embedding: torch.Tensor
 
 
@@ -120,31 +126,53 @@ def masked_log_softmax(logits: torch.Tensor, action_mask: torch.Tensor) -> torch
     return torch.log_softmax(logits.float().masked_fill(~mask, MASKED_LOGIT), dim=-1)
 
 
-def _trim(ids: torch.Tensor, cap: Optional[int], vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut padding columns after the last non-pad token of the batch; the attention mask.
+class _Cut(NamedTuple):
+    """How a batch of token-id rows is cut before BERT: its first ``length`` columns, and whether
+    any kept position is padding (False: no attention mask is needed)."""
 
-    Position 0 always attends, so an all-padding row (RLlib zero-padding, a terminal page
-    with no candidates) gives finite numbers instead of a fully masked softmax. Ids outside
-    the vocabulary are refused here (one device sync for length and range together).
-    """
+    length: int
+    padded: bool
+
+
+def _cut_stats(ids: torch.Tensor, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(4,) long tensor on the device: the column after the last non-pad token of the rows, the
+    shortest leading run of non-pad tokens of any row, the largest and smallest id. ``rows``
+    (bool, one per row) limits all four to those rows. Read to the host with the other
+    forward-pass sizes at once (:meth:`ChoiceModel._cut`)."""
     attend = ids != 0
+    if rows is not None:
+        attend = attend & rows[:, None]
+        ids = ids.masked_fill(~rows[:, None], 0)
     positions = torch.arange(1, ids.shape[1] + 1, device=ids.device)
-    length, top, bottom = torch.stack([(attend.any(dim=0) * positions).max(), ids.max(), ids.min()]).tolist()
-    if top >= vocab_size or bottom < 0:
-        raise ValueError(
-            f"token ids in [{bottom}, {top}] outside the encoder's vocabulary of {vocab_size}: the env's "
-            "tokenizer does not match the policy's encoder (use the same name in both configs)")
-    length = max(int(length), 1)
-    if cap is not None:
-        length = min(length, cap)
-    ids, attend = ids[:, :length], attend[:, :length].clone()
+    last = (attend.any(dim=0) * positions).max()
+    lead = attend.long().cumprod(dim=1).sum(dim=1)
+    if rows is not None:
+        lead = lead.masked_fill(~rows, ids.shape[1])
+    return torch.stack([last, lead.min(), ids.max(), ids.min()])
+
+
+def _attention_mask(ids: torch.Tensor, cut: _Cut) -> Optional[torch.Tensor]:
+    """True where a token of the cut rows attends (None if every position does). Position 0
+    always attends, so an all-padding row (RLlib zero-padding, a terminal page with no
+    candidates) gives finite numbers instead of a fully masked softmax."""
+    if not cut.padded:
+        return None
+    attend = ids != 0
     attend[:, 0] = True
-    return ids, attend
+    return attend
 
 
-def _pool(hidden: torch.Tensor, attend: torch.Tensor, how: Pooling) -> torch.Tensor:
+def _nonempty(ids: torch.Tensor) -> torch.Tensor:
+    if ids.shape[0] == 0:
+        raise ValueError("empty batch: nothing to encode")
+    return ids
+
+
+def _pool(hidden: torch.Tensor, attend: Optional[torch.Tensor], how: Pooling) -> torch.Tensor:
     if how == "cls":
         return hidden[:, 0]
+    if attend is None:
+        return hidden.mean(dim=1)
     weights = attend.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
@@ -162,8 +190,8 @@ class _CrossAttention(nn.Module):
         self.v = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, hidden)
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        # queries (B, Q, H), keys (B, L, H), key_mask (B, L) bool, True = attend.
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        # queries (B, Q, H), keys (B, L, H), key_mask (B, L) bool, True = attend (None: all keys).
         b, q_len, hidden = queries.shape
         d = hidden // self.heads
 
@@ -172,7 +200,7 @@ class _CrossAttention(nn.Module):
 
         attended = F.scaled_dot_product_attention(
             split(self.q(queries)), split(self.k(keys)), split(self.v(keys)),
-            attn_mask=key_mask[:, None, None, :])
+            attn_mask=None if key_mask is None else key_mask[:, None, None, :])
         return self.out(attended.transpose(1, 2).reshape(b, q_len, hidden))
 
 
@@ -208,39 +236,69 @@ class ChoiceModel(nn.Module):
         return int(self.encoder.config.hidden_size)
 
     # ------------------------------------------------------------------ pieces
-    def _encode(self, ids: torch.Tensor, cap: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        if ids.shape[0] == 0:
-            raise ValueError("empty batch: nothing to encode")
-        ids, attend = _trim(ids, cap, self.vocab_size)
-        if ids.shape[1] > self.max_positions:
+    def _cut(self, stats: Sequence[int], cap: Optional[int]) -> _Cut:
+        """The cut of a :func:`_cut_stats` already on the host; refuses ids outside the vocabulary
+        and sequences longer than the encoder's positions."""
+        last, lead, top, bottom = (int(v) for v in stats)
+        if top >= self.vocab_size or bottom < 0:
             raise ValueError(
-                f"sequences of {ids.shape[1]} tokens exceed the encoder's {self.max_positions} "
+                f"token ids in [{bottom}, {top}] outside the encoder's vocabulary of {self.vocab_size}: the env's "
+                "tokenizer does not match the policy's encoder (use the same name in both configs)")
+        length = max(last, 1)
+        if cap is not None:
+            length = min(length, cap)
+        if length > self.max_positions:
+            raise ValueError(
+                f"sequences of {length} tokens exceed the encoder's {self.max_positions} "
                 "positions: lower the env's max_state_tokens/max_action_tokens or set "
                 "ChoiceModelConfig.max_state_tokens/max_action_tokens")
-        hidden = self.encoder(input_ids=ids, attention_mask=attend.long()).last_hidden_state
+        return _Cut(length, padded=max(lead, 1) < length)
+
+    def _encode(self, ids: torch.Tensor, cut: _Cut) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        ids = ids[:, :cut.length]
+        attend = _attention_mask(ids, cut)
+        hidden = self.encoder(input_ids=ids, attention_mask=self._bert_mask(attend)).last_hidden_state
         return hidden, attend
 
-    def encode_state(self, state_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(token states (B, L, H), attention mask (B, L), pooled (B, H)) of the states."""
-        hidden, attend = self._encode(state_ids.long(), self.config.max_state_tokens)
+    def _bert_mask(self, attend: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """The attention mask as BERT takes it. With SDPA attention: the (B, 1, 1, L) boolean mask
+        that transformers would build from the 2-D one after testing ``mask.all()`` on the host
+        (a ready 4-D mask is used as given); other attention implementations get the 2-D mask."""
+        if attend is None:
+            return None
+        if getattr(self.encoder.config, "_attn_implementation", None) == "sdpa":
+            return attend[:, None, None, :]
+        return attend.long()
+
+    def encode_state(self, state_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+        """(token states (B, L, H), attention mask (B, L) or None if no kept position is
+        padding, pooled (B, H)) of the states."""
+        state_ids = _nonempty(state_ids.long())
+        return self._encode_state(state_ids, self._cut(_cut_stats(state_ids).tolist(), self.config.max_state_tokens))
+
+    def _encode_state(self, state_ids: torch.Tensor, cut: _Cut):
+        hidden, attend = self._encode(state_ids, cut)
         return hidden, attend, _pool(hidden, attend, self.config.pooling)
 
     def value(self, state_embedding: torch.Tensor) -> torch.Tensor:
         """V(s) (B,) float32 from the pooled state vector."""
         return self.value_head(state_embedding).squeeze(-1).float()
 
-    def _encode_candidates(self, flat_ids: torch.Tensor, valid_rows: torch.Tensor):
-        """Token states, attention mask and pooled vectors of the valid rows only."""
-        cap = self.config.max_action_tokens
+    def _encode_candidates(self, flat_ids: torch.Tensor, valid_rows: torch.Tensor, cut: _Cut):
+        """Token states, attention mask (or None) and pooled vectors of the valid rows only."""
         if self.config.encode_valid_only:
-            hidden, attend = self._encode(flat_ids.index_select(0, valid_rows), cap)
+            hidden, attend = self._encode(flat_ids.index_select(0, valid_rows), cut)
         else:
-            hidden, attend = self._encode(flat_ids, cap)
-            hidden, attend = hidden.index_select(0, valid_rows), attend.index_select(0, valid_rows)
+            hidden, attend = self._encode(flat_ids, cut)
+            hidden = hidden.index_select(0, valid_rows)
+            attend = None if attend is None else attend.index_select(0, valid_rows)
         return hidden, attend, _pool(hidden, attend, self.config.pooling)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, state_ids: torch.Tensor, action_ids: torch.Tensor, action_mask: torch.Tensor) -> ChoiceOutput:
+    def forward(self, state_ids: torch.Tensor, action_ids: torch.Tensor, action_mask: torch.Tensor, *,
+                with_value: bool = True) -> ChoiceOutput:
+        """Logits of every candidate row; ``with_value=False`` skips the value head (``value`` is
+        then None: RLlib's forward passes never use it, PPO's value comes from ``compute_values``)."""
         if state_ids.dim() != 2 or action_ids.dim() != 3 or action_mask.dim() != 2:
             raise ValueError(
                 "expected state_ids (B, L_s), action_ids (B, K, L_a), action_mask (B, K); got "
@@ -250,27 +308,39 @@ class ChoiceModel(nn.Module):
             raise ValueError(
                 f"batch/candidate dims disagree: state_ids {tuple(state_ids.shape)}, "
                 f"action_ids {tuple(action_ids.shape)}, action_mask {tuple(action_mask.shape)}")
+        state_ids = _nonempty(state_ids.long())
         mask = action_mask != 0
-        state_hidden, state_attend, state_pooled = self.encode_state(state_ids)
-        value = self.value(state_pooled)
+        flat_mask = mask.reshape(-1)
+        flat_ids = action_ids.long().reshape(batch * k, action_len)
+        counts = mask.sum(dim=1)
+        # The pass's one read to the host: both cuts, the valid-candidate count, the most per state.
+        stats = torch.cat([_cut_stats(state_ids),
+                           _cut_stats(flat_ids, flat_mask if self.config.encode_valid_only else None),
+                           torch.stack([counts.sum(), counts.max()])]).tolist()
+        n_valid, k_packed = stats[8], stats[9]
+        state_cut = self._cut(stats[0:4], self.config.max_state_tokens)
+        action_cut = self._cut(stats[4:8], self.config.max_action_tokens) if n_valid > 0 else None
+        state_hidden, state_attend, state_pooled = self._encode_state(state_ids, state_cut)
+        value = self.value(state_pooled) if with_value else None
 
-        valid_rows = mask.reshape(-1).nonzero().squeeze(1)  # row-major: grouped by state
         logits = torch.full((batch * k,), MASKED_LOGIT, dtype=torch.float32, device=action_ids.device)
-        if valid_rows.numel() > 0:
-            row_logits = self._score_valid(state_hidden, state_attend, action_ids.long().reshape(batch * k, action_len),
-                                           mask, valid_rows)
+        if action_cut is not None:
+            # The valid rows in row-major order (grouped by state); a stable sort, where nonzero
+            # would read the count back.
+            valid_rows = torch.sort(flat_mask.to(torch.uint8), descending=True, stable=True).indices[:n_valid]
+            row_logits = self._score_valid(state_hidden, state_attend, flat_ids, mask, valid_rows, k_packed,
+                                           action_cut)
             logits = logits.index_copy(0, valid_rows, row_logits)
         return ChoiceOutput(logits.view(batch, k), value, state_pooled)
 
-    def _score_valid(self, state_hidden, state_attend, flat_ids, mask, valid_rows) -> torch.Tensor:
+    def _score_valid(self, state_hidden, state_attend, flat_ids, mask, valid_rows, k_packed: int,
+                     cut: _Cut) -> torch.Tensor:
         batch, k = mask.shape
-        tokens, token_attend, pooled = self._encode_candidates(flat_ids, valid_rows)
+        tokens, token_attend, pooled = self._encode_candidates(flat_ids, valid_rows, cut)
         n, length, hidden = tokens.shape
 
         # Pack each state's valid candidates to the left: (B, K', L) with K' = most valid
         # candidates of any state, so the cross-attention runs once per state.
-        counts = mask.sum(dim=1)
-        k_packed = int(counts.max().item())
         rank = mask.long().cumsum(dim=1).reshape(-1).index_select(0, valid_rows) - 1
         packed_rows = torch.div(valid_rows, k, rounding_mode="floor") * k_packed + rank
         queries = tokens.new_zeros(batch * k_packed, length, hidden).index_copy(0, packed_rows, tokens)
@@ -279,14 +349,17 @@ class ChoiceModel(nn.Module):
 
         features = torch.cat([tokens, attended, tokens * attended, pooled.unsqueeze(1) * attended], dim=-1)
         per_token = self.token_features(features)
-        weights = token_attend.unsqueeze(-1).to(per_token.dtype)
-        summary = (per_token * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        if token_attend is None:
+            summary = per_token.mean(dim=1)
+        else:
+            weights = token_attend.unsqueeze(-1).to(per_token.dtype)
+            summary = (per_token * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
         return self.score(summary).squeeze(-1).float()
 
     # ------------------------------------------------------------------ conveniences
     def log_probs(self, state_ids: torch.Tensor, action_ids: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         """log pi(a|s) (B, K): log-softmax over the valid candidates."""
-        return masked_log_softmax(self(state_ids, action_ids, action_mask).logits, action_mask)
+        return masked_log_softmax(self(state_ids, action_ids, action_mask, with_value=False).logits, action_mask)
 
     def save_pretrained(self, directory, tokenizer=None) -> str:
         """Write config, weights (safetensors) and tokenizer to ``directory`` atomically."""

@@ -228,17 +228,18 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
 
     def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         with torch.no_grad():
-            logits = self.model(*self._inputs(batch)).logits
+            logits = self.model(*self._inputs(batch), with_value=False).logits
         return {Columns.ACTION_DIST_INPUTS: logits, Columns.ACTIONS: logits.argmax(dim=-1)}
 
     def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         # No ACTIONS: RLlib's GetActions samples from TorchCategorical(logits) and records logp.
         with torch.no_grad():
-            logits = self.model(*self._inputs(batch)).logits
+            logits = self.model(*self._inputs(batch), with_value=False).logits
         return {Columns.ACTION_DIST_INPUTS: logits}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        out = self.model(*self._inputs(batch))
+        # The value head runs in compute_values, on these embeddings (PPO); DPO and IL never need it.
+        out = self.model(*self._inputs(batch), with_value=False)
         return {Columns.ACTION_DIST_INPUTS: out.logits, Columns.EMBEDDINGS: out.state_embedding}
 
     def compute_values(self, batch: dict[str, Any], embeddings: Optional[Any] = None) -> torch.Tensor:

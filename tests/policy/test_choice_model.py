@@ -154,3 +154,83 @@ def test_behaviour_cloning_overfits_a_fixed_batch(tiny_model_factory):
     assert losses[-1] < 0.5 * losses[0]
     # Gradients reached the encoder, not only the heads.
     assert model.encoder.embeddings.word_embeddings.weight.grad is not None
+
+
+# ---------------------------------------------------------------------- reads to the host
+def _filled(obs):
+    """``obs`` with every position of the states and of the valid candidates a real token."""
+    obs = {key: value.copy() for key, value in obs.items()}
+    obs["state_ids"][obs["state_ids"] == 0] = 1000
+    valid = obs["action_mask"].astype(bool)
+    rows = obs["action_ids"][valid]
+    rows[rows == 0] = 1001
+    obs["action_ids"][valid] = rows
+    return obs
+
+
+@pytest.mark.parametrize("case", ["padded", "filled", "no candidates"])
+def test_forward_and_backward_read_the_device_once(tiny_model_factory, case):
+    """Cut lengths, vocabulary check, valid count and packing width come back in one transfer;
+    no nonzero, no mask test inside BERT (on a GPU each would stall the host)."""
+    from rl_app.bench.gradient_step import OpCounter
+
+    model = tiny_model_factory().train()
+    obs = make_obs(4, n_valid=[0, 0, 0, 0] if case == "no candidates" else [1, 6, 2, 4], seed=3)
+    t = as_tensors(_filled(obs) if case == "filled" else obs)
+    counter = OpCounter()
+    with counter:
+        out = model(t["state_ids"], t["action_ids"], t["action_mask"])
+        out.logits.clamp_min(-10).sum().add(out.value.sum()).backward()
+    assert counter.syncs == 1
+    assert counter.ops > 100  # the counter saw the pass
+
+
+def test_unpadded_batches_skip_the_attention_masks_and_give_the_same_logits(tiny_model_factory):
+    model = tiny_model_factory(seed=2)
+    obs = _filled(make_obs(3, n_valid=[2, 5, 3], seed=4))
+    masks = []
+    hook = model.encoder.register_forward_hook(lambda m, args, kwargs, out: masks.append(kwargs["attention_mask"]),
+                                               with_kwargs=True)
+    try:
+        fast = _logits(model, obs)
+        # One padding column on every state and candidate: masks are needed, the real tokens are unchanged.
+        padded = {"state_ids": np.pad(obs["state_ids"], ((0, 0), (0, 1))),
+                  "action_ids": np.pad(obs["action_ids"], ((0, 0), (0, 0), (0, 1))),
+                  "action_mask": obs["action_mask"]}
+        padded["state_ids"][0, -2:] = [0, 0]  # row 0 one token shorter: the cut keeps the column
+        slow = _logits(model, padded)
+    finally:
+        hook.remove()
+    assert masks[0] is None and masks[1] is None
+    assert masks[2].shape == (3, 1, 1, STATE_LEN) and masks[2].dtype == torch.bool  # ready-made for SDPA
+    assert masks[3] is None  # candidates: the padding column was cut, nothing left to mask
+    assert not torch.allclose(fast, slow, atol=1e-4)  # state 0 lost a token
+    fast0 = _logits(model, {k: v[1:] for k, v in obs.items()})
+    assert torch.allclose(fast0, slow[1:], atol=1e-5)
+
+
+def test_eager_attention_gets_the_2d_mask_and_matches_sdpa(tiny_model_factory):
+    sdpa = tiny_model_factory(seed=5)
+    eager = tiny_model_factory(seed=5)
+    eager.encoder.set_attn_implementation("eager")
+    assert sdpa.encoder.config._attn_implementation == "sdpa"
+    masks = []
+    hook = eager.encoder.register_forward_hook(lambda m, args, kwargs, out: masks.append(kwargs["attention_mask"]),
+                                               with_kwargs=True)
+    obs = make_obs(4, n_valid=[1, 6, 2, 4], seed=6)
+    try:
+        got = _logits(eager, obs)
+    finally:
+        hook.remove()
+    assert [m.dim() for m in masks] == [2, 2]
+    assert torch.allclose(got, _logits(sdpa, obs), atol=1e-5)
+
+
+def test_value_head_is_skipped_on_request(tiny_model_factory):
+    model = tiny_model_factory()
+    t = as_tensors(make_obs(3, seed=8))
+    with torch.no_grad():
+        full = model(t["state_ids"], t["action_ids"], t["action_mask"])
+        lean = model(t["state_ids"], t["action_ids"], t["action_mask"], with_value=False)
+    assert lean.value is None and full.value.shape == (3,)
+    assert torch.equal(lean.logits, full.logits) and torch.equal(lean.state_embedding, full.state_embedding)
