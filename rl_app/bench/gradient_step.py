@@ -67,7 +67,9 @@ class OpCounter(TorchDispatchMode):
     read a count back internally). ``Tensor.tolist()`` and ``Tensor.numpy()`` on a CPU tensor read memory
     without dispatching anything, so on a CPU run (where every tensor stands in for a
     device one) the counter counts those calls too; on a GPU run the copy they need is the
-    counted one. So the counts of a CPU run are those of the same code on a GPU.
+    counted one. So the counts of a CPU run are those of the same code on a GPU. (The two
+    methods are patched on ``torch.Tensor`` while the counter is active: calls from other
+    threads in that time count too, so wrap code that runs alone.)
 
     ``host_tensors``: tensors that stay on the CPU whatever the learner's device (the
     optimizer's step counters: ``torch.optim`` keeps them there unless ``capturable``), whose
