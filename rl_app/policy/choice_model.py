@@ -308,6 +308,8 @@ class ChoiceModel(nn.Module):
             raise ValueError(
                 f"batch/candidate dims disagree: state_ids {tuple(state_ids.shape)}, "
                 f"action_ids {tuple(action_ids.shape)}, action_mask {tuple(action_mask.shape)}")
+        if k == 0 or action_len == 0:
+            raise ValueError(f"action_ids {tuple(action_ids.shape)} has no candidate rows or no tokens per row")
         state_ids = _nonempty(state_ids.long())
         mask = action_mask != 0
         flat_mask = mask.reshape(-1)

@@ -111,10 +111,18 @@ def test_bad_shapes_and_foreign_token_ids_are_clear_errors(tiny_model_factory):
         model(t["state_ids"], t["action_ids"][0], t["action_mask"])
     with pytest.raises(ValueError, match="disagree"):
         model(t["state_ids"][:1], t["action_ids"], t["action_mask"])
+    with pytest.raises(ValueError, match="no candidate rows"):
+        model(t["state_ids"], t["action_ids"][:, :0], t["action_mask"][:, :0])
+    with pytest.raises(ValueError, match="empty batch"):
+        model(t["state_ids"][:0], t["action_ids"][:0], t["action_mask"][:0])
     foreign = t["state_ids"].clone()
     foreign[0, 1] = 50_000
     with pytest.raises(ValueError, match="tokenizer does not match"):
         model(foreign, t["action_ids"], t["action_mask"])
+    foreign_candidate = t["action_ids"].clone()
+    foreign_candidate[1, 0, 1] = -3  # a valid row (the first candidate always is)
+    with pytest.raises(ValueError, match=r"\[-3, "):
+        model(t["state_ids"], foreign_candidate, t["action_mask"])
 
 
 def test_token_caps_cut_long_inputs(tiny_model_factory):
