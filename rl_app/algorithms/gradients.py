@@ -52,14 +52,19 @@ _NORM_LIMIT = 10e8
 _EPS = 1e-6  # RLlib's: clip_coeff = grad_clip / clamp(norm + 1e-6, min=grad_clip)
 
 
+def _tensor_norms(grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(N,) L2 norm of each gradient tensor, in multi-tensor kernels. Under no_grad rather than
+    ``g.detach()`` per tensor (one dispatched operator each, on the host)."""
+    with torch.no_grad():
+        return torch.stack(torch._foreach_norm(list(grads), 2.0))
+
+
 def global_norm(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     """RLlib's ``compute_global_norm(grads)``: L2 norm of the per-tensor L2 norms, each with
     nan -> 0 and +-inf -> +-10e8, and the same replacement on the result. No host sync."""
     if not grads:
         return torch.tensor(0.0)
-    with torch.no_grad():  # not g.detach() per tensor: one dispatched operator each, on the host
-        norms = torch.stack(torch._foreach_norm(list(grads), 2.0))
-    norms = norms.nan_to_num(neginf=-_NORM_LIMIT, posinf=_NORM_LIMIT)
+    norms = _tensor_norms(grads).nan_to_num(neginf=-_NORM_LIMIT, posinf=_NORM_LIMIT)
     return torch.linalg.vector_norm(norms, 2.0).nan_to_num(neginf=-_NORM_LIMIT, posinf=_NORM_LIMIT)
 
 
@@ -91,9 +96,7 @@ def all_finite(grads: Sequence[torch.Tensor]) -> bool:
     """
     if not grads:
         return True
-    with torch.no_grad():
-        norms = torch.stack(torch._foreach_norm(list(grads), 2.0))
-    return bool(torch.isfinite(norms).all())
+    return bool(torch.isfinite(_tensor_norms(grads)).all())
 
 
 def warmup_factor(steps_done: int, warmup_updates: int) -> float:

@@ -64,10 +64,10 @@ class OpCounter(TorchDispatchMode):
     for every queued kernel: ``aten::_local_scalar_dense`` (``item()``, ``bool()``, ``if t:``),
     a device -> host copy, and operators whose output size depends on the values
     (``nonzero``, ``masked_select``, ``unique``, indexing with a boolean mask: on CUDA they
-    read a count back internally). ``Tensor.tolist()`` and ``Tensor.numpy()`` on a CPU tensor read memory
-    without dispatching anything, so on a CPU run (where every tensor stands in for a
-    device one) the counter counts those calls too; on a GPU run the copy they need is the
-    counted one. So the counts of a CPU run are those of the same code on a GPU. (The two
+    read a count back internally). ``Tensor.tolist()`` and ``Tensor.numpy()`` on a CPU tensor
+    read memory without dispatching anything, so on a CPU run (where every tensor stands in
+    for a device one) the counter counts those calls too; on a GPU run the copy they need is
+    the counted one. So the counts of a CPU run are those of the same code on a GPU. (The two
     methods are patched on ``torch.Tensor`` while the counter is active: calls from other
     threads in that time count too, so wrap code that runs alone.)
 

@@ -143,5 +143,6 @@ def main(argv: Optional[Sequence[str]] = None) -> list[ContextRow]:
                       workload=f"{s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} "
                                f"valid x {s.action_len} tokens; {s.updates} updates per train()")
 
+
 if __name__ == "__main__":
     main()

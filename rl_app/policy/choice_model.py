@@ -350,12 +350,7 @@ class ChoiceModel(nn.Module):
         attended = attended.view(batch * k_packed, length, hidden).index_select(0, packed_rows)
 
         features = torch.cat([tokens, attended, tokens * attended, pooled.unsqueeze(1) * attended], dim=-1)
-        per_token = self.token_features(features)
-        if token_attend is None:
-            summary = per_token.mean(dim=1)
-        else:
-            weights = token_attend.unsqueeze(-1).to(per_token.dtype)
-            summary = (per_token * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        summary = _pool(self.token_features(features), token_attend, "mean")
         return self.score(summary).squeeze(-1).float()
 
     # ------------------------------------------------------------------ conveniences
