@@ -57,7 +57,7 @@ from rl_app.bench.policy_throughput import BERT_BASE_ARCH, BERT_BASE_SHAPE, Shap
     run_shapes
 
 __all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "pair_workload", "dpo_config",
-           "train_seconds_per_update", "learner_batches",
+           "raw_step", "train_seconds_per_update", "learner_batches",
            "measure_shape",
            "markdown_table", "add_pair_workload_arguments", "check_pair_workload", "main"]
 
@@ -256,15 +256,18 @@ def _compiled(encoder: torch.nn.Module, backend: Optional[str]) -> torch.nn.Modu
     return encoder
 
 
-def _raw_step(shape: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str,
-              compile_backend: Optional[str] = None):
+def raw_step(shape: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str,
+             compile_backend: Optional[str] = None, *, foreach: Optional[bool] = None):
+    """The raw encoder's step on ``batch``'s token ids (forward + backward + AdamW), and its optimizer.
+
+    ``foreach``: AdamW's multi-tensor switch (None = torch's default: on for CUDA tensors only)."""
     from rl_app.policy.encoder import EncoderConfig, build_encoder
 
     encoder = build_encoder(_bert_config(shape), EncoderConfig(name_or_path=shape), seed=1).to(device).train()
     _compiled(encoder, compile_backend)
     state = batch["state_ids"].to(device)
     rows = batch["action_ids"][batch["action_mask"].bool()].to(device)
-    optimizer = torch.optim.AdamW(encoder.parameters(), lr=_LR)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=_LR, foreach=foreach)
 
     def step():
         with _autocast(device, precision):
@@ -275,7 +278,7 @@ def _raw_step(shape: str, batch: dict[str, torch.Tensor], device: torch.device, 
         loss.backward()
         optimizer.step()
 
-    return step
+    return step, optimizer
 
 
 def _loss_only_step(policy_dir: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str,
@@ -462,7 +465,7 @@ def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = Non
 
         label = precision if s.compile is None else f"{precision}+{s.compile}"
         measured: list[tuple[str, str, float, int]] = []
-        raw_s, steps = _median_step(_raw_step(shape, batch, device, precision, s.compile), s.seconds, device)
+        raw_s, steps = _median_step(raw_step(shape, batch, device, precision, s.compile)[0], s.seconds, device)
         measured.append((RAW, label, raw_s, steps))
         loss_s, steps = _median_step(_loss_only_step(policy_dir, batch, device, precision, s.compile), s.seconds,
                                      device)

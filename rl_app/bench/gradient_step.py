@@ -1,4 +1,5 @@
-"""The DPO learner's update with RLlib's stock gradient step vs :mod:`rl_app.algorithms.gradients`.
+"""The DPO learner's update with RLlib's stock gradient step vs :mod:`rl_app.algorithms.gradients`,
+next to the raw encoder's step.
 
     python -m rl_app.bench.gradient_step --shapes tiny minilm bert-base-shape \\
         --batch 64 --k 16 --valid 8 --state-len 256 --action-len 32
@@ -6,17 +7,26 @@
 One update = ``DPOTorchLearner._update`` on a batch already on the device (forward, DPO loss,
 backward, global-norm clip, optimizer step; no data path), the learner built with
 ``DPOConfig.build_learner()`` in this process (Ray is started only to place a GPU learner).
-Two learners of one config differ only in the gradient step:
+Rows, all on the same token ids:
 
-* ``stock``: RLlib 2.60's ``TorchLearner`` clip function and ``apply_gradients`` (a norm and an
-  ``if not torch.isfinite(grad).all()`` per gradient tensor, twice);
-* ``fused``: :class:`~rl_app.algorithms.gradients.FusedGradientStepMixin` (what the learners use).
+* ``raw``: a bare ``BertModel`` of the shape, forward + backward + AdamW
+  (:func:`rl_app.bench.dpo_throughput.raw_step`, the DPO throughput benchmark's raw row): the
+  operators any model built on this encoder must dispatch;
+* ``stock``: the DPO learner with RLlib 2.60's ``TorchLearner`` clip function and
+  ``apply_gradients`` (a norm and an ``if not torch.isfinite(grad).all()`` per gradient tensor,
+  twice);
+* ``fused``: the DPO learner with :class:`~rl_app.algorithms.gradients.FusedGradientStepMixin`
+  (what the learners use).
 
 Per update it prints the median time, the aten operators dispatched (on a GPU each is about
-one kernel launch) and the host syncs: ``aten::_local_scalar_dense`` (``bool()`` / ``item()``
-on a tensor) plus device -> host copies. On a GPU every host sync makes the CPU wait until all
-queued kernels have run, so the kernels after it cannot be queued while the GPU works; the
-operator and sync counts are device-independent, the milliseconds are the device's.
+one kernel launch), how many more than the raw step's, and the host syncs (see
+:class:`OpCounter`). On a GPU every host sync makes the CPU wait until all queued kernels have
+run, so the kernels after it cannot be queued while the GPU works; when a GPU update is
+host-bound (the host takes longer to issue the operators than the GPU to run them), its time
+follows the operator count. The counts do not depend on the device except through torch's
+defaults: its optimizers take the multi-tensor (``foreach``) path for CUDA tensors and one
+operator chain per parameter tensor on CPU. ``--foreach`` makes every row's optimizer take the
+multi-tensor path on any device, so a CPU run counts what a CUDA run dispatches.
 """
 
 from __future__ import annotations
@@ -24,23 +34,33 @@ from __future__ import annotations
 import argparse
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rl_app.bench.dpo_throughput import DPOBenchSettings, add_pair_workload_arguments, check_pair_workload, \
-    dpo_config, pair_workload
+    dpo_config, pair_workload, raw_step
 from rl_app.bench.policy_throughput import median_step_time, run_shapes
 
-__all__ = ["StepRow", "OpCounter", "optimizer_step_counters", "stock_learner_class", "module_batch", "measure_shape",
+__all__ = ["StepSettings", "StepRow", "OpCounter", "optimizer_step_counters", "stock_learner_class", "module_batch", "measure_shape",
            "markdown_table", "main"]
 
+RAW = "raw encoder step"
 STOCK = "stock RLlib step"
 FUSED = "fused step"
 _WARMUP_UPDATES = 2
 _MIN_UPDATES = 3
+
+
+@dataclass(frozen=True)
+class StepSettings(DPOBenchSettings):
+    """The DPO benchmark's workload settings, plus ``foreach``: every row's optimizer on torch's
+    multi-tensor path whatever the device (torch's default takes it for CUDA tensors only)."""
+
+    foreach: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,7 @@ class StepRow:
     aten_ops: int
     host_syncs: int
     updates: int
+    ops_over_raw: float  # aten_ops / the raw encoder step's - 1
 
 
 class OpCounter(TorchDispatchMode):
@@ -170,51 +191,67 @@ def module_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[s
     return {"default_policy": {"obs": obs, **rest}}
 
 
-def optimizer_step_counters(learner) -> list[torch.Tensor]:
-    """The ``step`` tensors in the learner's optimizer states (empty before the first step)."""
-    return [state["step"] for optimizer in learner._named_optimizers.values()
+def optimizer_step_counters(optimizers: Sequence[torch.optim.Optimizer]) -> list[torch.Tensor]:
+    """The ``step`` tensors in the optimizers' states (empty before the first step)."""
+    return [state["step"] for optimizer in optimizers
             for state in optimizer.state.values() if torch.is_tensor(state.get("step"))]
 
 
-def _measure(learner, batch: dict[str, Any], s: DPOBenchSettings, device: torch.device) -> tuple[float, int, int, int]:
+def _use_foreach(optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["foreach"] = True
+
+
+def _measure(update: Callable[[], Any], optimizers: Sequence[torch.optim.Optimizer], s: DPOBenchSettings,
+             device: torch.device) -> tuple[float, int, int, int]:
     """(median seconds per update, aten ops, host syncs, updates timed)."""
     counted: list[OpCounter] = []
 
-    def count_one_update():  # after the warm-up, so Adam's step counters exist
-        counter = OpCounter(host_tensors=optimizer_step_counters(learner))
+    def count_one_update():  # after the warm-up, so the optimizers' step counters exist
+        counter = OpCounter(host_tensors=optimizer_step_counters(optimizers))
         with counter:
-            learner._update(batch)
+            update()
         counted.append(counter)
 
-    seconds, n = median_step_time(lambda: learner._update(batch), s.seconds, device, warmup_steps=_WARMUP_UPDATES,
-                                  min_steps=_MIN_UPDATES, before_timing=count_one_update)
+    seconds, n = median_step_time(update, s.seconds, device, warmup_steps=_WARMUP_UPDATES, min_steps=_MIN_UPDATES,
+                                  before_timing=count_one_update)
     return seconds, counted[0].ops, counted[0].syncs, n
 
 
-def measure_shape(shape: str, s: DPOBenchSettings, workdir: Optional[Path] = None) -> list[StepRow]:
-    """Stock and fused rows for one encoder shape (same weights, same batch)."""
+def measure_shape(shape: str, s: StepSettings, workdir: Optional[Path] = None) -> list[StepRow]:
+    """Raw, stock and fused rows for one encoder shape (same batch; the two learners share their weights)."""
     device, precision = s.resolved_device(), s.resolved_precision()
+    foreach = True if s.foreach else None
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
         policy_dir, pair_dir, batch = pair_workload(tmp, shape, s, s.batch)
+        step, optimizer = raw_step(shape, batch, device, precision, foreach=foreach)
+        seconds, raw_ops, syncs, n = _measure(step, [optimizer], s, device)
+        params = sum(p.grad is not None for p in optimizer.param_groups[0]["params"])  # not BERT's unused pooler
+        rows = [StepRow(shape, RAW, precision, params, seconds * 1e3, raw_ops, syncs, n, 0.0)]
+        del step, optimizer
         batch = module_batch(batch, device)
-        rows = []
         for name, learner_class in ((STOCK, stock_learner_class()), (FUSED, None)):
             learner = _learner(pair_dir, policy_dir, s, device, precision, learner_class)
+            optimizers = list(learner._named_optimizers.values())
+            if s.foreach:
+                _use_foreach(optimizers)
             params = sum(1 for p in learner.module["default_policy"].parameters() if p.requires_grad)
-            seconds, ops, syncs, n = _measure(learner, batch, s, device)
-            rows.append(StepRow(shape, name, precision, params, seconds * 1e3, ops, syncs, n))
-            del learner
+            seconds, ops, syncs, n = _measure(partial(learner._update, batch), optimizers, s, device)
+            rows.append(StepRow(shape, name, precision, params, seconds * 1e3, ops, syncs, n, ops / raw_ops - 1.0))
+            del learner, optimizers
     return rows
 
 
 def markdown_table(rows: Sequence[StepRow]) -> str:
-    head = ["shape", "gradient step", "precision", "param tensors", "ms/update", "aten ops/update",
+    head = ["shape", "update", "precision", "param tensors", "ms/update", "aten ops/update", "ops over raw",
             "host syncs/update", "updates timed"]
     lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
     for r in rows:
+        over = "-" if r.step == RAW else f"{r.ops_over_raw:+.0%}"
         lines.append("| " + " | ".join([r.shape, r.step, r.precision, str(r.param_tensors), f"{r.ms_per_update:,.1f}",
-                                        f"{r.aten_ops:,}", str(r.host_syncs), str(r.updates)]) + " |")
+                                        f"{r.aten_ops:,}", over, str(r.host_syncs), str(r.updates)]) + " |")
     return "\n".join(lines)
 
 
@@ -222,16 +259,20 @@ def main(argv: Optional[Sequence[str]] = None) -> list[StepRow]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_pair_workload_arguments(parser)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row (after warm-up)")
+    parser.add_argument("--foreach", action="store_true",
+                        help="every optimizer on torch's multi-tensor path, as on CUDA (a CPU run then counts the "
+                             "operators a GPU run dispatches)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    s = DPOBenchSettings(batch=args.batch, k=args.k, valid=args.valid, state_len=args.state_len,
-                         action_len=args.action_len, seconds=args.seconds, device=args.device,
-                         precision=args.precision, rllib=False)
+    s = StepSettings(batch=args.batch, k=args.k, valid=args.valid, state_len=args.state_len,
+                     action_len=args.action_len, seconds=args.seconds, device=args.device,
+                     precision=args.precision, rllib=False, foreach=args.foreach)
     check_pair_workload(parser, s)
     return run_shapes(measure_shape, markdown_table, args.shapes, s, json_path=args.json,
                       workload=f"{s.batch} pairs per update; state {s.state_len} tokens, k {s.k} rows, {s.n_valid} "
-                               f"valid x {s.action_len} tokens; {s.seconds:g} s per row")
+                               f"valid x {s.action_len} tokens; {s.seconds:g} s per row"
+                               + ("; optimizers on the multi-tensor path" if s.foreach else ""))
 
 
 if __name__ == "__main__":

@@ -127,14 +127,14 @@ def test_fused_step_gives_rllibs_parameters_with_one_host_sync(learners):
     saved_grads = {pid: g.clone() for pid, g in grads.items()}
     optimizer_state = copy.deepcopy(optimizer.state_dict())
 
-    counter = OpCounter(host_tensors=optimizer_step_counters(fused))
+    counter = OpCounter(host_tensors=optimizer_step_counters(fused._named_optimizers.values()))
     with counter:
         fused.apply_gradients(grads)
     after_fused = copy.deepcopy(module.state_dict())
 
     module.load_state_dict(start)
     optimizer.load_state_dict(optimizer_state)
-    stock = OpCounter(host_tensors=optimizer_step_counters(fused))
+    stock = OpCounter(host_tensors=optimizer_step_counters(fused._named_optimizers.values()))
     with stock:
         TorchLearner.apply_gradients(fused, {pid: g.clone() for pid, g in saved_grads.items()})
     after_stock = module.state_dict()
@@ -162,7 +162,7 @@ def test_learner_update_syncs_do_not_grow_with_the_parameter_count(learners):
     fused, stock, batch = learners
     counts = {}
     for name, learner in (("fused", fused), ("stock", stock)):
-        counter = OpCounter(host_tensors=optimizer_step_counters(learner))
+        counter = OpCounter(host_tensors=optimizer_step_counters(learner._named_optimizers.values()))
         with counter:
             learner._update(batch)
         counts[name] = counter

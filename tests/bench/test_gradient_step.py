@@ -1,5 +1,6 @@
-"""The gradient-step benchmark at a tiny size: both rows measured on one learner shape, the
-fused step with fewer host syncs and operators, and the table and JSON written."""
+"""The gradient-step benchmark at a tiny size: the raw encoder's step and both learner steps
+measured on one shape, the fused step with fewer host syncs and operators, the multi-tensor
+optimizer switch, and the table and JSON written."""
 
 from __future__ import annotations
 
@@ -21,18 +22,39 @@ def test_rows_compare_the_two_steps(tmp_path, capsys):
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
-    assert "machine:" in out and "| shape | gradient step |" in out
-    stock, fused = rows
-    assert (stock.step, fused.step) == (bench.STOCK, bench.FUSED)
-    assert stock.param_tensors == fused.param_tensors > 20
+    assert "machine:" in out and "| shape | update |" in out
+    raw, stock, fused = rows
+    assert (raw.step, stock.step, fused.step) == (bench.RAW, bench.STOCK, bench.FUSED)
+    assert stock.param_tensors == fused.param_tensors > raw.param_tensors > 20  # the choice model has more layers
+    # The DPO update dispatches the encoder's operators and then some; the stock step many more.
+    assert raw.aten_ops < fused.aten_ops < stock.aten_ops
+    assert fused.ops_over_raw == pytest.approx(fused.aten_ops / raw.aten_ops - 1) and raw.ops_over_raw == 0
+    assert f"| {fused.ops_over_raw:+.0%} |" in out
     assert all(r.ms_per_update > 0 and r.updates >= 3 and r.precision == "fp32" for r in rows)
     # Per gradient tensor RLlib reads two values back and runs ~10 operators; the fused step neither.
     assert fused.host_syncs == 2  # the forward pass's one read and the one finiteness check
     assert stock.host_syncs - fused.host_syncs > 2 * (stock.param_tensors - 6)
     assert stock.aten_ops - fused.aten_ops > 5 * stock.param_tensors
     saved = json.loads((tmp_path / "rows.json").read_text())
-    assert [r["host_syncs"] for r in saved["rows"]] == [stock.host_syncs, fused.host_syncs]
+    assert [r["host_syncs"] for r in saved["rows"]] == [raw.host_syncs, stock.host_syncs, fused.host_syncs]
+    assert saved["settings"]["foreach"] is False
     assert [p.name for p in tmp_path.iterdir()] == ["rows.json"]  # no temp file left
+
+
+def test_foreach_counts_the_multi_tensor_optimizer(capsys):
+    threads = torch.get_num_threads()
+    try:
+        loop = bench.main(SMALL)
+        multi = bench.main(SMALL + ["--foreach"])
+    finally:
+        torch.set_num_threads(threads)
+    assert "optimizers on the multi-tensor path" in capsys.readouterr().out
+    # On CPU torch's Adam runs ~7-10 operators per parameter tensor; on the multi-tensor path a
+    # dozen in all. The rest of the update is the same.
+    for a, b in zip(loop, multi):
+        assert a.step == b.step and a.param_tensors == b.param_tensors
+        assert a.aten_ops - b.aten_ops > 5 * a.param_tensors
+        assert a.host_syncs == b.host_syncs
 
 
 def test_counter_sees_syncs_and_skips_host_tensors():
