@@ -56,10 +56,9 @@ import torch
 from rl_app.bench.policy_throughput import BERT_BASE_ARCH, BERT_BASE_SHAPE, ShapeSettingsMixin, median_step_time, \
     run_shapes
 
-__all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "pair_workload", "dpo_config",
-           "raw_step", "train_seconds_per_update", "learner_batches",
-           "measure_shape",
-           "markdown_table", "add_pair_workload_arguments", "check_pair_workload", "main"]
+__all__ = ["DPOBenchSettings", "Row", "make_policy", "write_pair_file", "tokenized_batch", "pair_workload",
+           "dpo_config", "raw_step", "train_seconds_per_update", "learner_batches", "measure_shape", "markdown_table",
+           "add_pair_workload_arguments", "check_pair_workload", "main"]
 
 RAW = "raw encoder"
 LOSS_ONLY = "DPO loss (no RLlib)"

@@ -45,8 +45,8 @@ from rl_app.bench.dpo_throughput import DPOBenchSettings, add_pair_workload_argu
     dpo_config, pair_workload, raw_step
 from rl_app.bench.policy_throughput import median_step_time, run_shapes
 
-__all__ = ["StepSettings", "StepRow", "OpCounter", "optimizer_step_counters", "stock_learner_class", "module_batch", "measure_shape",
-           "markdown_table", "main"]
+__all__ = ["StepSettings", "StepRow", "OpCounter", "optimizer_step_counters", "stock_learner_class", "module_batch",
+           "measure_shape", "markdown_table", "main"]
 
 RAW = "raw encoder step"
 STOCK = "stock RLlib step"
