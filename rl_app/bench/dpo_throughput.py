@@ -256,17 +256,15 @@ def _compiled(encoder: torch.nn.Module, backend: Optional[str]) -> torch.nn.Modu
 
 
 def raw_step(shape: str, batch: dict[str, torch.Tensor], device: torch.device, precision: str,
-             compile_backend: Optional[str] = None, *, foreach: Optional[bool] = None):
-    """The raw encoder's step on ``batch``'s token ids (forward + backward + AdamW), and its optimizer.
-
-    ``foreach``: AdamW's multi-tensor switch (None = torch's default: on for CUDA tensors only)."""
+             compile_backend: Optional[str] = None):
+    """The raw encoder's step on ``batch``'s token ids (forward + backward + AdamW), and its optimizer."""
     from rl_app.policy.encoder import EncoderConfig, build_encoder
 
     encoder = build_encoder(_bert_config(shape), EncoderConfig(name_or_path=shape), seed=1).to(device).train()
     _compiled(encoder, compile_backend)
     state = batch["state_ids"].to(device)
     rows = batch["action_ids"][batch["action_mask"].bool()].to(device)
-    optimizer = torch.optim.AdamW(encoder.parameters(), lr=_LR, foreach=foreach)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=_LR)
 
     def step():
         with _autocast(device, precision):

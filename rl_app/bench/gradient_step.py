@@ -222,11 +222,12 @@ def _measure(update: Callable[[], Any], optimizers: Sequence[torch.optim.Optimiz
 def measure_shape(shape: str, s: StepSettings, workdir: Optional[Path] = None) -> list[StepRow]:
     """Raw, stock and fused rows for one encoder shape (same batch; the two learners share their weights)."""
     device, precision = s.resolved_device(), s.resolved_precision()
-    foreach = True if s.foreach else None
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
         policy_dir, pair_dir, batch = pair_workload(tmp, shape, s, s.batch)
-        step, optimizer = raw_step(shape, batch, device, precision, foreach=foreach)
+        step, optimizer = raw_step(shape, batch, device, precision)
+        if s.foreach:
+            _use_foreach([optimizer])
         seconds, raw_ops, syncs, n = _measure(step, [optimizer], s, device)
         params = sum(p.grad is not None for p in optimizer.param_groups[0]["params"])  # not BERT's unused pooler
         rows = [StepRow(shape, RAW, precision, params, seconds * 1e3, raw_ops, syncs, n, 0.0)]
