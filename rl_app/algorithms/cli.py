@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from rl_app.algorithms.gradients import add_lr_warmup_argument
-from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
+from rl_app.algorithms.offline import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STATE_TOKENS, LEARNER_SECONDS, \
+    LEARNER_SECONDS_ITER
 from rl_app.algorithms.precision import add_precision_argument
 
-__all__ = ["add_common_args", "shop_of_data", "run", "evaluate_policy_dir"]
+__all__ = ["add_common_args", "add_token_length_args", "token_lengths", "shop_of_data", "run", "evaluate_policy_dir"]
 
 
 def shop_of_data(paths: Sequence[str]) -> Optional[dict[str, Any]]:
@@ -47,8 +48,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     add_precision_argument(ap)
     add_lr_warmup_argument(ap)
     ap.add_argument("--k-max", type=int, default=64)
-    ap.add_argument("--max-state-tokens", type=int, default=512)
-    ap.add_argument("--max-action-tokens", type=int, default=32)
+    add_token_length_args(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started here")
     ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default=None,
@@ -59,6 +59,29 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--eval-goals", type=int, default=200, help="first N goals of the split; 0 = no evaluation")
     ap.add_argument("--eval-seed", type=int, default=0, help="seed of the sampled evaluation")
     ap.add_argument("--eval-workers", type=int, default=0, help="Ray tasks playing the goals (0 = here)")
+
+
+def add_token_length_args(ap: argparse.ArgumentParser) -> None:
+    """``--max-state-tokens`` / ``--max-action-tokens``, resolved by :func:`token_lengths`."""
+    ap.add_argument("--max-state-tokens", type=int, default=None,
+                    help=f"state length in tokens (default: the --init-checkpoint policy's, else "
+                         f"{DEFAULT_MAX_STATE_TOKENS})")
+    ap.add_argument("--max-action-tokens", type=int, default=None,
+                    help=f"candidate length in tokens (default: the --init-checkpoint policy's, else "
+                         f"{DEFAULT_MAX_ACTION_TOKENS})")
+
+
+def token_lengths(args: argparse.Namespace, init_checkpoint: Optional[str] = None) -> dict[str, int]:
+    """``max_state_tokens`` / ``max_action_tokens`` for a run: the flags where given, else those
+    the starting policy was trained at (a policy continued at other lengths sees other token
+    ids; for DPO its stored reference log-probs would then not be its own), else the env's
+    defaults."""
+    from rl_app.policy.checkpoint import saved_token_lengths
+
+    saved = saved_token_lengths(init_checkpoint) if init_checkpoint else {}
+    defaults = {"max_state_tokens": DEFAULT_MAX_STATE_TOKENS, "max_action_tokens": DEFAULT_MAX_ACTION_TOKENS}
+    return {key: int(getattr(args, key)) if getattr(args, key) is not None else saved.get(key, default)
+            for key, default in defaults.items()}
 
 
 def _row(i: int, result: dict, metric_keys: Sequence[str]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ __all__ = [
     "CONFIG_FILE", "WEIGHTS_FILE", "TOKENIZER_DIR", "FORMAT", "LoadedChoiceCheckpoint",
     "save_choice_model", "load_choice_model", "read_choice_checkpoint", "find_module_dir",
     "write_policy_files", "RUNTIME_KEYS", "apply_overrides", "model_from_checkpoint", "load_checkpoint_tokenizer",
+    "TOKEN_LENGTH_KEYS", "saved_token_lengths",
 ]
 
 CONFIG_FILE = "choice_config.json"
@@ -42,6 +43,8 @@ _RLMODULE_STATE = "module_state"
 _RLMODULE_PREFIX = "model."
 _ALGO_MODULES = Path("learner_group") / "learner" / "rl_module"
 # Settings that change how the model runs, not its weights: a loader may override them.
+# The tokenization lengths a policy acts with (ChoicePolicy tokenizes as it was trained).
+TOKEN_LENGTH_KEYS = ("max_state_tokens", "max_action_tokens")
 RUNTIME_KEYS = ("dropout", "gradient_checkpointing", "encode_valid_only", "max_state_tokens", "max_action_tokens")
 
 PathLike = Union[str, os.PathLike]
@@ -58,20 +61,23 @@ class LoadedChoiceCheckpoint:
     tokenizer_dir: Optional[Path]
 
 
-def _config_payload(model) -> dict[str, Any]:
+def _config_payload(model, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     from rl_app.policy.encoder import bert_architecture
 
-    return {"format": FORMAT, "version": FORMAT_VERSION, "model": model.config.to_dict(),
+    return {"format": FORMAT, "version": FORMAT_VERSION,
+            "model": apply_overrides(model.config.to_dict(), overrides or {}),
             "bert_config": bert_architecture(model.encoder)}
 
 
-def write_policy_files(model, directory: PathLike, tokenizer=None) -> None:
-    """Write ``choice_config.json`` and ``tokenizer/`` (not the weights) into ``directory``."""
+def write_policy_files(model, directory: PathLike, tokenizer=None, *,
+                       overrides: Optional[Mapping[str, Any]] = None) -> None:
+    """Write ``choice_config.json`` and ``tokenizer/`` (not the weights) into ``directory``;
+    ``overrides`` replace run-time settings in the saved config (``RUNTIME_KEYS``)."""
     from rl_app.policy.encoder import load_tokenizer
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / CONFIG_FILE).write_text(json.dumps(_config_payload(model), indent=2, sort_keys=True))
+    (directory / CONFIG_FILE).write_text(json.dumps(_config_payload(model, overrides), indent=2, sort_keys=True))
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model.config.encoder.name_or_path)
     tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
 
@@ -87,16 +93,18 @@ def _replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def save_choice_model(model, directory: PathLike, tokenizer=None) -> str:
+def save_choice_model(model, directory: PathLike, tokenizer=None, *,
+                      overrides: Optional[Mapping[str, Any]] = None) -> str:
     """``model.save_pretrained``: config + safetensors weights + tokenizer, written to a
-    temporary sibling directory and renamed, so readers never see a half-written policy."""
+    temporary sibling directory and renamed, so readers never see a half-written policy.
+    ``overrides``: run-time settings recorded in place of the model's (``RUNTIME_KEYS``)."""
     from safetensors.torch import save_file
 
     target = Path(directory).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        write_policy_files(model, tmp, tokenizer)
+        write_policy_files(model, tmp, tokenizer, overrides=overrides)
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
         _replace_dir(tmp, target)
@@ -118,6 +126,17 @@ def find_module_dir(path: PathLike, module_id: str = "default_policy") -> Path:
     raise FileNotFoundError(
         f"no {CONFIG_FILE} in {path} or its RLlib module dir ({_ALGO_MODULES / module_id}); "
         "expected a ChoicePolicy.save_pretrained directory or a checkpoint of WebShopChoiceModule")
+
+
+def saved_token_lengths(path: PathLike, module_id: str = "default_policy") -> dict[str, int]:
+    """``max_state_tokens`` / ``max_action_tokens`` of a saved policy, from its config alone.
+
+    The policy acts, and scores DPO reference log-probs, at these lengths; a learner that
+    continues it sees the same token ids only if it tokenizes the same way. Keys the config
+    does not set are left out.
+    """
+    model = json.loads((find_module_dir(path, module_id) / CONFIG_FILE).read_text()).get("model", {})
+    return {key: int(model[key]) for key in TOKEN_LENGTH_KEYS if model.get(key) is not None}
 
 
 def _read_rlmodule_state(directory: Path) -> dict[str, Any]:

@@ -57,8 +57,10 @@ class ChoicePolicy:
         return cls.from_checkpoint(path, **kwargs)
 
     def save_pretrained(self, directory: Union[str, os.PathLike]) -> str:
-        """Weights + config + tokenizer, written to a temporary dir and renamed."""
-        return save_choice_model(self.model, directory, tokenizer=self.tokenizer)
+        """Weights + config + tokenizer, written to a temporary dir and renamed. The config
+        records this policy's token lengths, so the loaded policy tokenizes as this one does."""
+        lengths = {"max_state_tokens": self.max_state_tokens, "max_action_tokens": self.max_action_tokens}
+        return save_choice_model(self.model, directory, tokenizer=self.tokenizer, overrides=lengths)
 
     # ------------------------------------------------------------------ text -> ids
     def _ids(self, texts: Sequence[str], max_len: int) -> np.ndarray:

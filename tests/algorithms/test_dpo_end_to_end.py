@@ -24,7 +24,7 @@ def test_demos_pairs_dpo_evaluate(ray_session, tmp_path):
     demos = generate_demonstrations(SHOP, num_goals=12, num_workers=0, out=tmp_path / "demos", progress=False,
                                     env_config={"max_steps": 10, "k_max": 40})
     assert demos.stats.episodes == 12
-    torch.manual_seed(0)  # the reference: a (random) tiny policy at the DPO run's token lengths
+    torch.manual_seed(0)  # the reference: a (random) tiny policy at 128 / 16 tokens (not the defaults)
     ref = ChoicePolicy(ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))), load_tokenizer("tiny"),
                        max_state_tokens=128, max_action_tokens=16).save_pretrained(tmp_path / "ref")
     pairs = build_step_pairs(tmp_path / "demos", ref, tmp_path / "pairs", num_rejected=1, seed=0, use_ray=False)
@@ -33,8 +33,7 @@ def test_demos_pairs_dpo_evaluate(ray_session, tmp_path):
 
     assert dpo_main(["--data", str(tmp_path / "pairs"), "--init-checkpoint", str(ref), "--out", str(tmp_path / "dpo"),
                      "--iterations", "3", "--updates-per-iteration", "4", "--batch-size", "8", "--lr", "1e-3",
-                     "--beta", "0.5", "--k-max", "40", "--max-state-tokens", "128", "--max-action-tokens", "16",
-                     "--eval-split", "test", "--eval-goals", "4", "--max-state-tokens", "128"]) == 0
+                     "--beta", "0.5", "--k-max", "40", "--eval-split", "test", "--eval-goals", "4"]) == 0
     summary = json.loads((tmp_path / "dpo" / "eval.json").read_text())
     assert summary["algorithm"] == "dpo" and summary["gradient_updates"] == 12 and summary["iterations"] == 3
     assert np.isfinite(summary["final"]["losses/dpo"]) and summary["learner_s"] > 0
@@ -44,6 +43,8 @@ def test_demos_pairs_dpo_evaluate(ray_session, tmp_path):
         assert (tmp_path / "dpo" / f"eval_{mode}" / "episodes.parquet").is_file()
     # the saved DPO policy loads without Ray and scores the pairs' states
     policy = ChoicePolicy.from_checkpoint(tmp_path / "dpo" / "policy")
+    # no length flags: the run tokenized at the reference's lengths (those its pairs were scored at)
+    assert (policy.max_state_tokens, policy.max_action_tokens) == (128, 16)
     row = read_pairs(tmp_path / "pairs").iloc[0]
     probs = policy.probs(row["state"], list(row["candidate_texts"]))
     assert probs.shape == (len(row["candidate_texts"]),) and probs.sum() == pytest.approx(1.0)

@@ -63,6 +63,30 @@ def test_validation_names_the_fix(pair_dir, reference):
         _config(directory, reference[1]).dpo(beta=0).validate()
 
 
+def test_token_lengths_must_be_the_references(pair_dir, reference):
+    """pi_ref was scored at the reference's lengths: tokenizing otherwise is refused, with the fix."""
+    import argparse
+
+    from rl_app.algorithms.cli import token_lengths
+    from rl_app.policy.checkpoint import saved_token_lengths
+
+    directory, _ = pair_dir
+    saved = saved_token_lengths(reference[1])
+    assert saved == {"max_state_tokens": STATE_TOKENS, "max_action_tokens": ACTION_TOKENS}
+    _config(directory, reference[1]).validate()  # the same lengths pass
+    for wrong in ({"max_state_tokens": STATE_TOKENS * 2}, {"max_action_tokens": ACTION_TOKENS + 8}):
+        config = _config(directory, reference[1]).observations(**wrong)
+        with pytest.raises(ValueError, match=rf"config.observations\(max_state_tokens={STATE_TOKENS}, "
+                                             rf"max_action_tokens={ACTION_TOKENS}\)"):
+            config.validate()
+    # The command lines' lengths: the flags where given, else the starting policy's, else the env's.
+    flags = argparse.Namespace(max_state_tokens=None, max_action_tokens=None)
+    assert token_lengths(flags, str(reference[1])) == saved
+    assert token_lengths(flags) == {"max_state_tokens": 512, "max_action_tokens": 32}
+    flags.max_action_tokens = 24
+    assert token_lengths(flags, str(reference[1])) == {"max_state_tokens": STATE_TOKENS, "max_action_tokens": 24}
+
+
 def test_dpo_starts_at_the_reference_and_raises_margins(ray_session, pair_dir, reference, tmp_path):
     from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, REWARDS_ACCURACIES, REWARDS_MARGINS
     from rl_app.algorithms.offline import LEARNER_SECONDS

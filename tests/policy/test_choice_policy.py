@@ -53,7 +53,24 @@ def test_save_and_load_give_the_same_probabilities(policy, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["agent"]  # no temp dirs left behind
     loaded = ChoicePolicy.from_checkpoint(path)
     assert np.array_equal(loaded.probs(OBSERVATION, CANDIDATES), expected)
-    assert loaded.model.config == policy.model.config
+    # the architecture is the saved one; the token lengths the policy acted at are recorded
+    assert loaded.model.config.to_dict() == {**policy.model.config.to_dict(), "max_state_tokens": 512,
+                                             "max_action_tokens": 32}
+
+
+def test_save_keeps_the_policys_own_token_lengths(tiny_model_factory, tmp_path):
+    """Lengths given to ChoicePolicy (not in the model config) survive a save: the loaded policy
+    tokenizes, and so scores DPO reference log-probs, as the saved one did."""
+    from rl_app.policy.checkpoint import saved_token_lengths
+
+    short = ChoicePolicy(tiny_model_factory(seed=2), load_tokenizer("tiny"), max_state_tokens=24, max_action_tokens=6)
+    assert short.model.config.max_state_tokens is None
+    path = short.save_pretrained(tmp_path / "short")
+    assert saved_token_lengths(path) == {"max_state_tokens": 24, "max_action_tokens": 6}
+    loaded = ChoicePolicy.from_checkpoint(path)
+    assert (loaded.max_state_tokens, loaded.max_action_tokens) == (24, 6)
+    assert loaded.encode(OBSERVATION, CANDIDATES)["state_ids"].shape == (24,)
+    assert np.allclose(loaded.probs(OBSERVATION, CANDIDATES), short.probs(OBSERVATION, CANDIDATES), atol=1e-6)
 
 
 def test_loads_from_an_rlmodule_checkpoint(tmp_path):

@@ -181,6 +181,7 @@ class DPOConfig(OfflineChoiceConfig):
             self._value_error("DPO starts from the reference (IL) policy: set "
                               "config.rl_module(model_config={..., 'init_checkpoint': <IL policy dir>})")
         else:
+            self._validate_reference_lengths(str(model_config["init_checkpoint"]))
             self._warn_on_other_reference(str(model_config["init_checkpoint"]))
         self._validate_pair_level()
 
@@ -204,6 +205,24 @@ class DPOConfig(OfflineChoiceConfig):
                 self._value_error(f"the data has a {longest}-step trajectory but max_trajectory_steps="
                                   f"{self.max_trajectory_steps}: set config.dpo(max_trajectory_steps>={longest}) or "
                                   "None, or rebuild the pairs with --max-steps")
+
+    def _validate_reference_lengths(self, init_checkpoint: str) -> None:
+        # The pairs' pi_ref log-probs were scored at the reference policy's own lengths
+        # (ChoicePolicy tokenizes as the policy was trained). Tokenized otherwise here, the
+        # starting policy sees other ids than it was scored on: pi != pi_ref before the first
+        # update (the first loss is not ln 2) and every log-ratio carries that offset.
+        from rl_app.policy.checkpoint import saved_token_lengths
+
+        try:
+            saved = saved_token_lengths(init_checkpoint)
+        except (OSError, ValueError):
+            return  # unreadable: the module's load reports it with its own message
+        ours = {"max_state_tokens": self.max_state_tokens, "max_action_tokens": self.max_action_tokens}
+        if any(ours[key] != value for key, value in saved.items()):
+            fix = ", ".join(f"{key}={value}" for key, value in saved.items())
+            self._value_error(f"the reference policy {init_checkpoint} acts and scored its pairs at {saved}, but "
+                              f"this config tokenizes at {ours}: pi and pi_ref would see different inputs. "
+                              f"Set config.observations({fix}) (the DPO command line does by default)")
 
     def _warn_on_other_reference(self, init_checkpoint: str) -> None:
         # The stored pi_ref log-probs are only the reference's if the policy starts from it

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from rl_app.algorithms.cli import add_common_args, run
+from rl_app.algorithms.cli import add_common_args, run, token_lengths
 
 __all__ = ["main", "build_config"]
 
@@ -34,8 +34,7 @@ def build_config(args: argparse.Namespace):
 
     config = (DPOConfig()
               .dataset(paths=args.data, updates_per_iteration=args.updates_per_iteration)
-              .observations(k_max=args.k_max, max_state_tokens=args.max_state_tokens,
-                            max_action_tokens=args.max_action_tokens)
+              .observations(k_max=args.k_max, **token_lengths(args, args.init_checkpoint))
               .rl_module(model_config={"init_checkpoint": str(Path(args.init_checkpoint).absolute())})
               .dpo(beta=args.beta, loss_type=args.loss_type, label_smoothing=args.label_smoothing,
                    nll_coeff=args.nll_coeff,

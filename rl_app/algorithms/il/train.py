@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from rl_app.algorithms.cli import add_common_args, run, shop_of_data
+from rl_app.algorithms.cli import add_common_args, run, shop_of_data, token_lengths
 
 __all__ = ["main", "build_parser", "build_config", "shop_of_data"]
 
@@ -36,8 +36,7 @@ def build_config(args: argparse.Namespace):
     lr = args.lr if args.lr is not None else (TINY_LR if args.encoder == "tiny" else PRETRAINED_LR)
     return (ILConfig()
             .dataset(paths=args.data, updates_per_iteration=args.updates_per_iteration)
-            .observations(k_max=args.k_max, max_state_tokens=args.max_state_tokens,
-                          max_action_tokens=args.max_action_tokens)
+            .observations(k_max=args.k_max, **token_lengths(args, args.init_checkpoint))
             .rl_module(model_config=model_config)
             .training(lr=lr, train_batch_size_per_learner=args.batch_size, lr_warmup_updates=args.lr_warmup_updates)
             .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner,

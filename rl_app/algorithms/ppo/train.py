@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from rl_app.algorithms.cli import add_token_length_args, token_lengths
 from rl_app.algorithms.gradients import add_lr_warmup_argument
 from rl_app.algorithms.precision import add_precision_argument
 
@@ -29,7 +30,7 @@ def build_config(args: argparse.Namespace):
     from rl_app.algorithms.ppo import WebShopPPOConfig
 
     env = {"catalogue": args.catalogue, "split": "train", "max_steps": args.max_steps,
-           "max_state_tokens": args.max_state_tokens, "max_action_tokens": args.max_action_tokens}
+           **token_lengths(args, args.init_checkpoint)}
     if args.catalogue == "webshop":
         env["data_dir"] = args.data_dir
     else:
@@ -72,8 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--il-coeff", type=float, default=0.0)
     ap.add_argument("--il-data", default=None)
     ap.add_argument("--max-steps", type=int, default=20)
-    ap.add_argument("--max-state-tokens", type=int, default=512)
-    ap.add_argument("--max-action-tokens", type=int, default=32)
+    add_token_length_args(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-cpus", type=int, default=None)
     ap.add_argument("--eval-split", choices=["test", "dev"], default="test")
