@@ -31,6 +31,13 @@ def test_demos_pairs_dpo_evaluate(ray_session, tmp_path):
     assert pairs.pairs > 20 and pairs.pairs + pairs.dropped_ties == pairs.states
     assert json.loads((tmp_path / "pairs" / "_summary.json").read_text())["shop_config"]["synthetic_products"] == 1000
 
+    # The first update's loss is computed at pi == pi_ref: exactly ln 2 only if the learner
+    # tokenizes as the saved reference scored the pairs (no length flags: read from it).
+    assert dpo_main(["--data", str(tmp_path / "pairs"), "--init-checkpoint", str(ref), "--out", str(tmp_path / "dpo0"),
+                     "--iterations", "1", "--updates-per-iteration", "1", "--batch-size", "8", "--k-max", "40",
+                     "--eval-goals", "0"]) == 0
+    first = json.loads((tmp_path / "dpo0" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["losses/dpo"] == pytest.approx(np.log(2), abs=1e-6) and abs(first["rewards/margins"]) < 1e-6
     assert dpo_main(["--data", str(tmp_path / "pairs"), "--init-checkpoint", str(ref), "--out", str(tmp_path / "dpo"),
                      "--iterations", "3", "--updates-per-iteration", "4", "--batch-size", "8", "--lr", "1e-3",
                      "--beta", "0.5", "--k-max", "40", "--eval-split", "test", "--eval-goals", "4"]) == 0
