@@ -133,6 +133,8 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
             k_max: candidate rows per observation (``TextEnvConfig.k_max``; default 64).
             max_state_tokens: state length (``WebShopEnvConfig.max_state_tokens``; 512).
             max_action_tokens: candidate length (``WebShopEnvConfig.max_action_tokens``; 32).
+                DPO requires both to be its reference's (``init_checkpoint``), whose lengths
+                scored the pairs' log-probs; the command lines default to a starting policy's.
         """
         if tokenizer is not NotProvided:
             self.tokenizer = tokenizer
