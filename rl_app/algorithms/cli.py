@@ -78,10 +78,10 @@ def token_lengths(args: argparse.Namespace, init_checkpoint: Optional[str] = Non
     defaults."""
     from rl_app.policy.checkpoint import saved_token_lengths
 
-    saved = saved_token_lengths(init_checkpoint) if init_checkpoint else {}
+    lengths = {"max_state_tokens": args.max_state_tokens, "max_action_tokens": args.max_action_tokens}
+    saved = saved_token_lengths(init_checkpoint) if init_checkpoint and None in lengths.values() else {}
     defaults = {"max_state_tokens": DEFAULT_MAX_STATE_TOKENS, "max_action_tokens": DEFAULT_MAX_ACTION_TOKENS}
-    return {key: int(getattr(args, key)) if getattr(args, key) is not None else saved.get(key, default)
-            for key, default in defaults.items()}
+    return {key: int(value) if value is not None else saved.get(key, defaults[key]) for key, value in lengths.items()}
 
 
 def _row(i: int, result: dict, metric_keys: Sequence[str]) -> dict[str, Any]:

@@ -85,6 +85,10 @@ def test_token_lengths_must_be_the_references(pair_dir, reference):
     assert token_lengths(flags) == {"max_state_tokens": 512, "max_action_tokens": 32}
     flags.max_action_tokens = 24
     assert token_lengths(flags, str(reference[1])) == {"max_state_tokens": STATE_TOKENS, "max_action_tokens": 24}
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        token_lengths(flags, str(reference[1]) + "-missing")
+    flags.max_state_tokens = 64  # both given: the checkpoint is not read for them
+    assert token_lengths(flags, str(reference[1]) + "-missing") == {"max_state_tokens": 64, "max_action_tokens": 24}
 
 
 def test_dpo_starts_at_the_reference_and_raises_margins(ray_session, pair_dir, reference, tmp_path):

@@ -256,6 +256,7 @@ def test_trainers_take_lr_warmup_updates(tmp_path):
     for name, default in (("--beta", 0.1), ("--loss-type", "sigmoid"), ("--label-smoothing", 0.0),
                           ("--nll-coeff", 0.0), ("--pair-level", "auto"), ("--max-trajectory-steps", None)):
         ap.add_argument(name, default=default)
+    # explicit token lengths: the (empty) --init-checkpoint is then not read for them
     args = ap.parse_args(["--data", str(tmp_path), "--out", str(tmp_path), "--init-checkpoint", str(tmp_path),
-                          "--lr-warmup-updates", "25"])
+                          "--max-state-tokens", "512", "--max-action-tokens", "32", "--lr-warmup-updates", "25"])
     assert build_config(args).lr_warmup_updates == 25
