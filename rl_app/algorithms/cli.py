@@ -76,9 +76,9 @@ def token_lengths(args: argparse.Namespace, init_checkpoint: Optional[str] = Non
     the starting policy was trained at (a policy continued at other lengths sees other token
     ids; for DPO its stored reference log-probs would then not be its own), else the env's
     defaults."""
-    from rl_app.policy.checkpoint import saved_token_lengths
+    from rl_app.policy.checkpoint import TOKEN_LENGTH_KEYS, saved_token_lengths
 
-    lengths = {"max_state_tokens": args.max_state_tokens, "max_action_tokens": args.max_action_tokens}
+    lengths = {key: getattr(args, key) for key in TOKEN_LENGTH_KEYS}
     saved = saved_token_lengths(init_checkpoint) if init_checkpoint and None in lengths.values() else {}
     defaults = {"max_state_tokens": DEFAULT_MAX_STATE_TOKENS, "max_action_tokens": DEFAULT_MAX_ACTION_TOKENS}
     return {key: int(value) if value is not None else saved.get(key, defaults[key]) for key, value in lengths.items()}

@@ -42,10 +42,10 @@ FORMAT_VERSION = 1
 _RLMODULE_STATE = "module_state"
 _RLMODULE_PREFIX = "model."
 _ALGO_MODULES = Path("learner_group") / "learner" / "rl_module"
-# Settings that change how the model runs, not its weights: a loader may override them.
 # The tokenization lengths a policy acts with (ChoicePolicy tokenizes as it was trained).
 TOKEN_LENGTH_KEYS = ("max_state_tokens", "max_action_tokens")
-RUNTIME_KEYS = ("dropout", "gradient_checkpointing", "encode_valid_only", "max_state_tokens", "max_action_tokens")
+# Settings that change how the model runs, not its weights: a loader may override them.
+RUNTIME_KEYS = ("dropout", "gradient_checkpointing", "encode_valid_only", *TOKEN_LENGTH_KEYS)
 
 PathLike = Union[str, os.PathLike]
 

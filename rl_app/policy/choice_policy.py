@@ -19,6 +19,7 @@ import torch
 
 from rl_app.policy.choice_model import ChoiceModel
 from rl_app.policy.checkpoint import (
+    TOKEN_LENGTH_KEYS,
     load_checkpoint_tokenizer,
     model_from_checkpoint,
     read_choice_checkpoint,
@@ -59,7 +60,7 @@ class ChoicePolicy:
     def save_pretrained(self, directory: Union[str, os.PathLike]) -> str:
         """Weights + config + tokenizer, written to a temporary dir and renamed. The config
         records this policy's token lengths, so the loaded policy tokenizes as this one does."""
-        lengths = {"max_state_tokens": self.max_state_tokens, "max_action_tokens": self.max_action_tokens}
+        lengths = {key: getattr(self, key) for key in TOKEN_LENGTH_KEYS}
         return save_choice_model(self.model, directory, tokenizer=self.tokenizer, overrides=lengths)
 
     # ------------------------------------------------------------------ text -> ids

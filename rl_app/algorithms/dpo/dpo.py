@@ -211,13 +211,13 @@ class DPOConfig(OfflineChoiceConfig):
         # (ChoicePolicy tokenizes as the policy was trained). Tokenized otherwise here, the
         # starting policy sees other ids than it was scored on: pi != pi_ref before the first
         # update (the first loss is not ln 2) and every log-ratio carries that offset.
-        from rl_app.policy.checkpoint import saved_token_lengths
+        from rl_app.policy.checkpoint import TOKEN_LENGTH_KEYS, saved_token_lengths
 
         try:
             saved = saved_token_lengths(init_checkpoint)
         except (OSError, ValueError):
             return  # unreadable: the module's load reports it with its own message
-        ours = {"max_state_tokens": self.max_state_tokens, "max_action_tokens": self.max_action_tokens}
+        ours = {key: getattr(self, key) for key in TOKEN_LENGTH_KEYS}
         if any(ours[key] != value for key, value in saved.items()):
             fix = ", ".join(f"{key}={value}" for key, value in saved.items())
             self._value_error(f"the reference policy {init_checkpoint} acts and scored its pairs at {saved}, but "
