@@ -14,8 +14,9 @@ each operator while the GPU waited; ``python -m rl_app.bench.update_context``; R
 
 ``config.debugging(deterministic_kernels=False)`` (the default): rl_app's algorithms (driver)
 and learners put these settings back as they were before RLlib's seeding. The random number
-generators stay seeded, so seeded runs start alike; they are not bit-identical on a GPU, and
-offline runs are not bit-identical anyway (Ray Data's streaming order, ``offline.py``).
+generators stay seeded, so seeded runs start alike; they are not bit-identical on a GPU. A
+seeded offline run also keeps Ray Data's block order and seeds its shuffle (``offline.py``), so
+on CPU two runs with the same seed draw the same batches and log the same losses (tested).
 ``deterministic_kernels=True``: RLlib's settings stay (slower; for debugging numerics).
 Env runners keep RLlib's settings either way: they run the policy's forward pass only.
 """
