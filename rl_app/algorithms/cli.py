@@ -20,6 +20,7 @@ from rl_app.algorithms.gradients import add_lr_warmup_argument
 from rl_app.algorithms.offline import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STATE_TOKENS, LEARNER_SECONDS, \
     LEARNER_SECONDS_ITER
 from rl_app.algorithms.precision import add_precision_argument
+from rl_app.env.observation import LAYOUTS
 
 __all__ = ["add_common_args", "add_token_length_args", "token_lengths", "shop_of_data", "run", "evaluate_policy_dir"]
 
@@ -48,6 +49,9 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     add_precision_argument(ap)
     add_lr_warmup_argument(ap)
     ap.add_argument("--k-max", type=int, default=64)
+    ap.add_argument("--observation-layout", choices=LAYOUTS, default="text",
+                    help="text (the page as one token row) or segments (instruction, lines, candidates as short "
+                         "rows: the cached-encoder mode)")
     add_token_length_args(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started here")
@@ -160,7 +164,8 @@ def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[st
         "num_learners": args.num_learners, "lr": config.lr, "seed": args.seed,
         "gradient_updates": len(rows) * args.updates_per_iteration,
         # train_wall_s: the train() calls (after the build); learner_s: inside LearnerGroup.update.
-        "build_s": build_s, "train_wall_s": train_s, "learner_s": rows[-1][LEARNER_SECONDS],
+        "build_s": build_s, "train_wall_s": train_s, "frozen_cache": getattr(algo, "frozen_cache_dir", None),
+        "frozen_cache_s": getattr(algo, "frozen_cache_s", 0.0), "learner_s": rows[-1][LEARNER_SECONDS],
         "final": rows[-1], "checkpoint": checkpoint, "policy": str(out / "policy"), "shop": shop,
         **(extra_summary or {}),
     }

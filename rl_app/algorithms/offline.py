@@ -51,8 +51,16 @@ from rl_app.algorithms.determinism import DeterminismConfigMixin, kernel_setting
 from rl_app.algorithms.gradients import LRWarmupConfigMixin
 from rl_app.algorithms.precision import PrecisionConfigMixin
 from rl_app.env.candidates import DEFAULT_K_MAX
-from rl_app.env.observation import ObservationEncoder, observation_space
-from rl_app.policy.rl_module import OBS_KEYS, WebShopChoiceModule
+from rl_app.env.observation import (
+    DEFAULT_MAX_ACTION_TOKENS,
+    DEFAULT_MAX_STATE_TOKENS,
+    LAYOUTS,
+    Layout,
+    ObservationEncoder,
+    SegmentSizes,
+    observation_space,
+)
+from rl_app.policy.rl_module import WebShopChoiceModule
 
 __all__ = [
     "OfflineChoiceConfig",
@@ -69,9 +77,6 @@ logger = logging.getLogger(__name__)
 # Result keys (STYLE 9).
 LEARNER_SECONDS = "time/learner_s"
 LEARNER_SECONDS_ITER = "time/learner_iter_s"
-# WebShopEnvConfig's defaults: offline observations must equal the env's.
-DEFAULT_MAX_STATE_TOKENS = 512
-DEFAULT_MAX_ACTION_TOKENS = 32
 # RLlib's OfflineData fetches the learner's whole module state (all of BERT) for the
 # prelearner unless it is given a non-empty one; ours tokenizes only and ignores it.
 _NO_MODULE_STATE = {"unused": "ChoiceOfflinePreLearner needs no module weights"}
@@ -101,6 +106,9 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
         self.k_max = DEFAULT_K_MAX
         self.max_state_tokens = DEFAULT_MAX_STATE_TOKENS
         self.max_action_tokens = DEFAULT_MAX_ACTION_TOKENS
+        self.observation_layout: Layout = "text"
+        self.segment_sizes = SegmentSizes()
+        self.frozen_cache = False
         self._set_spaces()
         self.input_read_method = "read_parquet"
         self.prelearner_class = ChoiceOfflinePreLearner
@@ -124,7 +132,9 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
     # ------------------------------------------------------------------ builders
     def observations(self, *, tokenizer: Optional[str] = NotProvided, k_max: int = NotProvided,
                      max_state_tokens: int = NotProvided,
-                     max_action_tokens: int = NotProvided) -> "OfflineChoiceConfig":
+                     max_action_tokens: int = NotProvided, layout: Layout = NotProvided,
+                     segment_sizes: SegmentSizes = NotProvided,
+                     frozen_cache: bool = NotProvided) -> "OfflineChoiceConfig":
         """How text rows become observations; must match the env the policy will act in.
 
         Args:
@@ -136,7 +146,19 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
             max_action_tokens: candidate length (``WebShopEnvConfig.max_action_tokens``; 32).
                 DPO requires both to be its reference's (``init_checkpoint``), whose lengths
                 scored the pairs' log-probs; the command lines default to a starting policy's.
+            layout: ``text`` (default) or ``segments`` (:mod:`rl_app.env.observation`); the
+                latter trains :class:`~rl_app.policy.segment_model.SegmentChoiceModel`.
+            segment_sizes: the segments layout's row counts and lengths.
+            frozen_cache: with the segments layout, encode the frozen part of every unique row
+                of the data once before training, in a Ray Data pass, and store it beside the
+                data (:mod:`rl_app.data.frozen_cache`); the learners read it into their memo.
         """
+        if layout is not NotProvided:
+            self.observation_layout = layout
+        if segment_sizes is not NotProvided:
+            self.segment_sizes = SegmentSizes(*segment_sizes)
+        if frozen_cache is not NotProvided:
+            self.frozen_cache = bool(frozen_cache)
         if tokenizer is not NotProvided:
             self.tokenizer = tokenizer
         if k_max is not NotProvided:
@@ -184,7 +206,8 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
 
     # ------------------------------------------------------------------ derived settings
     def _set_spaces(self) -> None:
-        self.observation_space = observation_space(self.k_max, self.max_state_tokens, self.max_action_tokens)
+        self.observation_space = observation_space(self.k_max, self.max_state_tokens, self.max_action_tokens,
+                                                   layout=self.observation_layout, segments=self.segment_sizes)
         self.action_space = gym.spaces.Discrete(self.k_max)
 
     @property
@@ -219,7 +242,8 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
     def observation_encoder(self) -> ObservationEncoder:
         """The env's text -> ids encoder at this config's sizes (tokenizer loads lazily)."""
         return ObservationEncoder(self.resolved_tokenizer(), k_max=self.k_max,
-                                  max_state_tokens=self.max_state_tokens, max_action_tokens=self.max_action_tokens)
+                                  max_state_tokens=self.max_state_tokens, max_action_tokens=self.max_action_tokens,
+                                  layout=self.observation_layout, segments=self.segment_sizes)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
@@ -247,7 +271,12 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
         if self.k_max < 1 or self.max_state_tokens < 8 or self.max_action_tokens < 4:
             self._value_error(f"need k_max >= 1, max_state_tokens >= 8, max_action_tokens >= 4; got {self.k_max}, "
                               f"{self.max_state_tokens}, {self.max_action_tokens}: fix config.observations(...)")
-        expected = observation_space(self.k_max, self.max_state_tokens, self.max_action_tokens)
+        if self.observation_layout not in LAYOUTS:
+            self._value_error(f"unknown observation layout {self.observation_layout!r}; expected one of {LAYOUTS}")
+        if self.frozen_cache and self.observation_layout != "segments":
+            self._value_error("config.observations(frozen_cache=True) needs layout='segments'")
+        expected = observation_space(self.k_max, self.max_state_tokens, self.max_action_tokens,
+                                     layout=self.observation_layout, segments=self.segment_sizes)
         if self.observation_space != expected or self.action_space != gym.spaces.Discrete(self.k_max):
             self._value_error("the observation/action spaces differ from k_max/max_state_tokens/max_action_tokens: "
                               "set sizes with config.observations(...) instead of config.environment(...)")
@@ -294,7 +323,7 @@ class ChoiceOfflinePreLearner(OfflinePreLearner):
         from rl_app.data.io import tokenize_batch
 
         steps = tokenize_batch(batch, encoder=self.encoder)
-        return {Columns.OBS: {key: steps[key] for key in OBS_KEYS}, Columns.ACTIONS: steps["actions"]}
+        return {Columns.OBS: {key: steps[key] for key in self.encoder.keys}, Columns.ACTIONS: steps["actions"]}
 
 
 @contextmanager
@@ -318,6 +347,20 @@ def _block_order_kept(keep: bool) -> Iterator[None]:
         options.preserve_order = before
 
 
+class _ReadFrozenCache:
+    """``foreach_learner`` callable: read a stored frozen cache into the learner's model memo."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def __call__(self, learner) -> int:
+        from rl_app.data.frozen_cache import load_into
+
+        module = learner.module[DEFAULT_MODULE_ID]
+        module = module.unwrapped() if hasattr(module, "unwrapped") else module
+        return load_into(module.model.frozen, self.directory)
+
+
 def _drop_data_iterator(learner) -> None:
     learner.iterator = None
 
@@ -339,6 +382,28 @@ class OfflineChoiceAlgorithm(Algorithm):
         kwargs = self.offline_data.iter_batches_kwargs
         if self.config.seed is not None and kwargs.get("local_shuffle_buffer_size"):
             kwargs.setdefault("local_shuffle_seed", self.config.seed)
+        self.frozen_cache_dir: Optional[str] = None
+        self.frozen_cache_s = 0.0
+        if config.frozen_cache:
+            self._read_frozen_cache()
+
+    def _read_frozen_cache(self) -> None:
+        """Build (or find) the data's frozen-row cache and read it into every learner's model."""
+        from rl_app.data.frozen_cache import build_frozen_cache
+
+        start = time.perf_counter()
+        model_config = dict(self.config.get_rl_module_spec().model_config or {})
+        if model_config.get("init_checkpoint"):
+            source = {"checkpoint": str(model_config["init_checkpoint"])}
+        else:
+            source = {"encoder": str(model_config.get("encoder", "minilm")),
+                      "trainable_layers": int(model_config.get("trainable_layers") or 0)}
+        directory = build_frozen_cache(self.config.input_, self.config.observation_encoder(), source,
+                                       log=logger.info)
+        counts = self.learner_group.foreach_learner(_ReadFrozenCache(str(directory)))
+        self.frozen_cache_dir = str(directory)
+        self.frozen_cache_s = time.perf_counter() - start
+        logger.info("frozen cache %s: %s rows per learner, %.1f s", directory, counts, self.frozen_cache_s)
 
     def training_step(self) -> None:
         """MARWIL's offline step: sample -> ``LearnerGroup.update`` -> aggregate results."""

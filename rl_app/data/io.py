@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rl_app.env.observation import OBS_KEYS as _LAYOUT_KEYS
 from rl_app.data.schema import (
     COLUMNS,
     TRAJECTORY_SCHEMA,
@@ -39,6 +40,7 @@ __all__ = [
     "read_trajectories",
     "trajectory_dataset",
     "tokenize_batch",
+    "parquet_files",
     "OBS_COLUMNS",
     "SUMMARY_FILE",
     "ROWS_PER_FILE",
@@ -47,7 +49,8 @@ __all__ = [
 SUMMARY_FILE = "_summary.json"
 # Rows per parquet file when writing through Ray Data (one write task per file).
 ROWS_PER_FILE = 50_000
-OBS_COLUMNS = ("state_ids", "action_ids", "action_mask")
+TEXT_OBS_KEYS = _LAYOUT_KEYS["text"]
+OBS_COLUMNS = TEXT_OBS_KEYS
 WriteEngine = Literal["auto", "ray", "pyarrow"]
 
 
@@ -57,7 +60,9 @@ def _ray_running() -> bool:
     return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
 
-def _parquet_files(path: Path) -> list[Path]:
+def parquet_files(path: Path) -> list[Path]:
+    """The ``*.parquet`` files of a data set (a directory, or one file); hidden/underscore files skipped."""
+    path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -145,7 +150,7 @@ def read_trajectories(path: str | os.PathLike) -> pd.DataFrame:
 
     ``candidates`` / ``candidate_texts`` cells are tuples of strings, as in :class:`StepRecord`.
     """
-    files = _parquet_files(Path(path))
+    files = parquet_files(Path(path))
     tables = []
     for f in files:
         t = pq.read_table(f)
@@ -163,7 +168,7 @@ def trajectory_dataset(path: str | os.PathLike):
     """A lazy :class:`ray.data.Dataset` over a trajectory data set (``ray.data.read_parquet``)."""
     import ray.data
 
-    files = _parquet_files(Path(path))
+    files = parquet_files(Path(path))
     source = str(Path(path).absolute()) if Path(path).is_dir() else str(files[0].absolute())
     return ray.data.read_parquet(source)
 
@@ -195,7 +200,7 @@ def tokenize_batch(batch: Mapping[str, np.ndarray], *, encoder, keep: Sequence[s
         obs = encoder.encode_batch(states, texts)
     else:
         space = encoder.space
-        obs = {k: np.zeros((0, *space[k].shape), dtype=space[k].dtype) for k in OBS_COLUMNS}
+        obs = {k: np.zeros((0, *space[k].shape), dtype=space[k].dtype) for k in encoder.keys}
     out = {**obs, "actions": chosen}
     for c in keep:
         out[c] = np.array(batch[c], copy=True)

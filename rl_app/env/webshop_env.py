@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from rl_app.env.config import ShopConfig
-from rl_app.env.observation import ObservationEncoder
+from rl_app.env.observation import Layout, ObservationEncoder
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
 
 __all__ = ["WebShopEnv", "WebShopEnvConfig", "ENV_ID", "RLLIB_ENV_NAME", "register_rllib_env"]
@@ -42,6 +42,9 @@ class WebShopEnvConfig:
         enrich_candidates: append a result's title to ``click[asin]`` and the option group
             to ``click[value]`` in the text the policy reads.
         info_candidates: put the candidate strings in ``info`` (costs a list copy per step).
+        observation_layout: ``text`` (the page as one token row, WebShop's input) or
+            ``segments`` (instruction, page lines and candidates as separate short rows, for
+            the cached-encoder policy); see :mod:`rl_app.env.observation`.
     """
 
     shop: ShopConfig = field(default_factory=ShopConfig)
@@ -51,6 +54,7 @@ class WebShopEnvConfig:
     max_action_tokens: int = 32
     enrich_candidates: bool = True
     info_candidates: bool = False
+    observation_layout: Layout = "text"
 
     @classmethod
     def from_dict(cls, d: Optional[Mapping[str, Any]]) -> "WebShopEnvConfig":
@@ -87,7 +91,8 @@ class WebShopEnv(gym.Env):
         self.text_env = WebShopTextEnv(config.shop, config.episode)
         self.encoder = ObservationEncoder(config.tokenizer, k_max=config.episode.k_max,
                                           max_state_tokens=config.max_state_tokens,
-                                          max_action_tokens=config.max_action_tokens)
+                                          max_action_tokens=config.max_action_tokens,
+                                          layout=config.observation_layout)
         self.observation_space = self.encoder.space
         self.action_space = gym.spaces.Discrete(config.episode.k_max)
         self._candidates: list[str] = []

@@ -196,6 +196,7 @@ class EvalResult:
     success_ci: tuple[float, float]
     mean_steps: float
     per_goal: tuple[EpisodeRecord, ...] = field(repr=False)
+    failures: Mapping[str, int] = field(default_factory=dict)
     interval_method: str = INTERVAL_METHOD
     num_workers: int = field(default=0, compare=False)
     wall_s: float = field(default=0.0, compare=False)
@@ -206,13 +207,16 @@ class EvalResult:
         return {EVAL_SCORE: self.score, EVAL_SUCCESS_RATE: self.success_rate, EVAL_MEAN_STEPS: self.mean_steps,
                 f"{EVAL_SCORE}_ci_low": self.score_ci[0], f"{EVAL_SCORE}_ci_high": self.score_ci[1],
                 f"{EVAL_SUCCESS_RATE}_ci_low": self.success_ci[0],
-                f"{EVAL_SUCCESS_RATE}_ci_high": self.success_ci[1]}
+                f"{EVAL_SUCCESS_RATE}_ci_high": self.success_ci[1],
+                **{f"eval/failures/{kind}": float(n) for kind, n in self.failures.items() if kind != "success"}}
 
     def line(self) -> str:
         return (f"{self.agent} ({self.mode}) on {self.split}, {self.episodes} goals: "
                 f"score {self.score:.2f} [{self.score_ci[0]:.2f}, {self.score_ci[1]:.2f}], "
                 f"success {self.success_rate:.1%} [{self.success_ci[0]:.1%}, {self.success_ci[1]:.1%}], "
-                f"mean steps {self.mean_steps:.2f}  (95% intervals; {self.wall_s:.1f} s)")
+                f"mean steps {self.mean_steps:.2f}  (95% intervals; {self.wall_s:.1f} s)"
+                + ("; failures: " + ", ".join(f"{k} {n}" for k, n in self.failures.items() if n and k != "success")
+                   if any(n for k, n in self.failures.items() if k != "success") else ""))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -296,11 +300,15 @@ def evaluate(spec: AgentSpec, shop_config: ShopConfig | Mapping[str, Any] | None
         records = [r for chunk in ray.get(refs) for r in chunk]
 
     s = summarize([r.reward for r in records], [r.steps for r in records])
+    from rl_app.eval.diagnostics import failure_counts
+
+    loaded = load_shop(shop)
+    failures = failure_counts(records, loaded.goals, loaded.catalogue, loaded.goals.prices)
     result = EvalResult(
         agent=spec.name, kind=spec.kind if agent_factory is None else "custom", mode=spec.mode, checkpoint=spec.checkpoint, seed=spec.seed,
         split=split, catalogue=shop.catalogue, max_steps=max_steps, episodes=s.episodes, score=s.score,
         score_ci=s.score_ci, success_rate=s.success_rate, success_ci=s.success_ci, mean_steps=s.mean_steps,
-        per_goal=tuple(records), num_workers=num_workers, wall_s=time.perf_counter() - t0,
+        per_goal=tuple(records), failures=failures, num_workers=num_workers, wall_s=time.perf_counter() - t0,
         out_dir=str(Path(out_dir).absolute()) if out_dir is not None else None)
     if out_dir is not None:
         write_episodes(result, out_dir, extra={"shop_config": shop_dict, "env_config": env_dict})

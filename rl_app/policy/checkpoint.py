@@ -47,6 +47,9 @@ TOKEN_LENGTH_KEYS = ("max_state_tokens", "max_action_tokens")
 # Settings that change how the model runs, not its weights: a loader may override them.
 RUNTIME_KEYS = ("dropout", "gradient_checkpointing", "encode_valid_only", *TOKEN_LENGTH_KEYS)
 
+# The run-time keys the segments model takes (it tokenizes instruction and lines separately).
+_SEGMENT_RUNTIME_KEYS = ("max_action_tokens",)
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -195,17 +198,19 @@ def apply_overrides(model_config: Mapping[str, Any], overrides: Mapping[str, Any
     for key, value in overrides.items():
         if key in ("dropout", "gradient_checkpointing"):
             config["encoder"][key] = value
+        elif config.get("kind") == "segments" and key not in _SEGMENT_RUNTIME_KEYS:
+            continue  # the segments model has no state row (and always encodes valid rows only)
         else:
             config[key] = value
     return config
 
 
 def model_from_checkpoint(loaded: LoadedChoiceCheckpoint, **overrides: Any):
-    """Rebuild the ``ChoiceModel`` of a read checkpoint (random init, then its weights)."""
-    from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
+    """Rebuild the choice model of a read checkpoint (random init, then its weights)."""
+    from rl_app.policy.models import build_model, config_from_dict
 
-    config = ChoiceModelConfig.from_dict(apply_overrides(loaded.model_config, overrides))
-    model = ChoiceModel(config, bert_config=loaded.bert_config)
+    config = config_from_dict(apply_overrides(loaded.model_config, overrides))
+    model = build_model(config, bert_config=loaded.bert_config)
     missing, unexpected = model.load_state_dict(loaded.state_dict, strict=False)
     if missing or unexpected:
         raise ValueError(

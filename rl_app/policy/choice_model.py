@@ -70,6 +70,9 @@ class ChoiceModelConfig:
         max_action_tokens: same for candidate actions.
         encode_valid_only: encode only rows with ``action_mask == 1`` (False encodes every
             row; kept for the equivalence test and benchmarks).
+        trainable_layers: None (default) fine-tunes the whole encoder; N freezes its
+            embeddings and all but the top N layers (no caching here: every state is unique
+            in this layout; the ``segments`` model caches its frozen part).
     """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -80,8 +83,11 @@ class ChoiceModelConfig:
     max_state_tokens: Optional[int] = None
     max_action_tokens: Optional[int] = None
     encode_valid_only: bool = True
+    trainable_layers: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if self.trainable_layers is not None and int(self.trainable_layers) < 0:
+            raise ValueError(f"trainable_layers must be None or >= 0, got {self.trainable_layers!r}")
         if self.pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
         for name in ("attention_heads", "value_hidden"):
@@ -100,6 +106,7 @@ class ChoiceModelConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ChoiceModelConfig":
         d = dict(d)
+        d.pop("kind", None)
         if isinstance(d.get("encoder"), Mapping):
             d["encoder"] = EncoderConfig.from_dict(d["encoder"])
         elif isinstance(d.get("encoder"), str):
@@ -230,6 +237,17 @@ class ChoiceModel(nn.Module):
         self.score = nn.Sequential(nn.Linear(inner, inner), nn.ReLU(), nn.Linear(inner, 1))
         self.value_head = nn.Sequential(nn.Linear(hidden, int(config.value_hidden)), nn.GELU(),
                                         nn.Linear(int(config.value_hidden), 1))
+        if config.trainable_layers is not None:
+            n_layers = int(encoder.config.num_hidden_layers)
+            if config.trainable_layers > n_layers:
+                raise ValueError(f"trainable_layers={config.trainable_layers} but the encoder has {n_layers} layers")
+            cut = n_layers - int(config.trainable_layers)
+            for name, p in encoder.named_parameters():
+                if name.startswith("embeddings.") or (name.startswith("encoder.layer.")
+                                                      and int(name.split(".")[2]) < cut):
+                    p.requires_grad_(False)
+
+    obs_keys = ("state_ids", "action_ids", "action_mask")
 
     @property
     def hidden_size(self) -> int:
@@ -352,6 +370,22 @@ class ChoiceModel(nn.Module):
         features = torch.cat([tokens, attended, tokens * attended, pooled.unsqueeze(1) * attended], dim=-1)
         summary = _pool(self.token_features(features), token_attend, "mean")
         return self.score(summary).squeeze(-1).float()
+
+    # ------------------------------------------------------------------ observation dicts
+    def forward_obs(self, obs: Mapping[str, torch.Tensor], *, with_value: bool = True) -> ChoiceOutput:
+        """``forward`` on an observation dict (the call both choice models answer)."""
+        missing = [key for key in self.obs_keys if key not in obs]
+        if missing:
+            raise ValueError(f"the text-layout model needs observation keys {self.obs_keys}, missing {missing}: "
+                             "build the env / data with observation_layout='text'")
+        return self(obs["state_ids"], obs["action_ids"], obs["action_mask"], with_value=with_value)
+
+    def log_probs_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.log_probs(obs["state_ids"], obs["action_ids"], obs["action_mask"])
+
+    def value_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """V(s) from the states alone (encodes no candidates)."""
+        return self.value(self.encode_state(obs["state_ids"])[2])
 
     # ------------------------------------------------------------------ conveniences
     def log_probs(self, state_ids: torch.Tensor, action_ids: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,12 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from rl_app.policy.choice_model import ChoiceModel
+from rl_app.env.observation import (
+    DEFAULT_MAX_ACTION_TOKENS,
+    DEFAULT_MAX_STATE_TOKENS,
+    ObservationEncoder,
+    SegmentSizes,
+)
 from rl_app.policy.checkpoint import (
     TOKEN_LENGTH_KEYS,
     load_checkpoint_tokenizer,
@@ -25,26 +30,37 @@ from rl_app.policy.checkpoint import (
     read_choice_checkpoint,
     save_choice_model,
 )
+from rl_app.policy.models import AnyChoiceModel, layout_of
 
 __all__ = ["ChoicePolicy", "DEFAULT_MAX_STATE_TOKENS", "DEFAULT_MAX_ACTION_TOKENS"]
 
-# WebShopEnvConfig's defaults: tokenization here must match what the policy was trained on.
-DEFAULT_MAX_STATE_TOKENS = 512
-DEFAULT_MAX_ACTION_TOKENS = 32
-
 
 class ChoicePolicy:
-    """A ``ChoiceModel`` plus its tokenizer: (observation text, candidates) -> action."""
+    """A choice model plus its tokenizer: (observation text, candidates) -> action.
 
-    def __init__(self, model: ChoiceModel, tokenizer, *, max_state_tokens: Optional[int] = None,
+    Text becomes ids through the env's own :class:`~rl_app.env.observation.ObservationEncoder`
+    (one tokenization path), in the layout the model reads (``text`` or ``segments``).
+    """
+
+    def __init__(self, model: AnyChoiceModel, tokenizer, *, max_state_tokens: Optional[int] = None,
                  max_action_tokens: Optional[int] = None, device: Union[str, torch.device, None] = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.max_state_tokens = int(max_state_tokens or model.config.max_state_tokens
-                                    or min(DEFAULT_MAX_STATE_TOKENS, model.max_positions))
-        self.max_action_tokens = int(max_action_tokens or model.config.max_action_tokens or DEFAULT_MAX_ACTION_TOKENS)
+        config = model.config
+        self.layout = layout_of(config)
+        if self.layout == "segments":
+            defaults = SegmentSizes()
+            self.segments = SegmentSizes(config.instruction_tokens or defaults.instruction_tokens, config.max_lines,
+                                         config.line_tokens or defaults.line_tokens)
+            self.max_state_tokens = int(max_state_tokens or DEFAULT_MAX_STATE_TOKENS)
+        else:
+            self.segments = SegmentSizes()
+            self.max_state_tokens = int(max_state_tokens or config.max_state_tokens
+                                        or min(DEFAULT_MAX_STATE_TOKENS, model.max_positions))
+        self.max_action_tokens = int(max_action_tokens or config.max_action_tokens or DEFAULT_MAX_ACTION_TOKENS)
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model.to(self.device)
+        self._encoders: dict[int, ObservationEncoder] = {}
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, os.PathLike], *, module_id: str = "default_policy",
@@ -64,31 +80,30 @@ class ChoicePolicy:
         return save_choice_model(self.model, directory, tokenizer=self.tokenizer, overrides=lengths)
 
     # ------------------------------------------------------------------ text -> ids
-    def _ids(self, texts: Sequence[str], max_len: int) -> np.ndarray:
-        # Same call as WebShopEnv._encode: [CLS] ... [SEP], truncated, 0-padded.
-        rows = self.tokenizer(list(texts), truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
-        out = np.zeros((len(rows), max_len), dtype=np.int64)
-        for i, ids in enumerate(rows):
-            out[i, : len(ids)] = ids
-        return out
+    def observation_encoder(self, k: int) -> ObservationEncoder:
+        """The encoder at this policy's lengths with ``k`` candidate rows (one per k, cached)."""
+        encoder = self._encoders.get(k)
+        if encoder is None:
+            encoder = self._encoders[k] = ObservationEncoder(
+                self.tokenizer, k_max=k, max_state_tokens=self.max_state_tokens,
+                max_action_tokens=self.max_action_tokens, layout=self.layout, segments=self.segments)
+        return encoder
 
     def encode(self, observation_text: str, candidate_texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The env-style numeric observation (one state, K = number of candidates)."""
         if isinstance(candidate_texts, str) or len(candidate_texts) == 0:
             raise ValueError("candidate_texts must be a non-empty list of strings")
-        return {
-            "state_ids": self._ids([observation_text], self.max_state_tokens)[0],
-            "action_ids": self._ids(candidate_texts, self.max_action_tokens),
-            "action_mask": np.ones(len(candidate_texts), dtype=np.int8),
-        }
+        return self.observation_encoder(len(candidate_texts)).encode(observation_text, list(candidate_texts))
+
+    def _tensors(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
     def probs(self, observation_text: str, candidate_texts: Sequence[str]) -> np.ndarray:
         """pi(. | s) over the candidates, float64 summing to 1."""
         obs = self.encode(observation_text, candidate_texts)
-        tensors = {k: torch.as_tensor(v, device=self.device).unsqueeze(0) for k, v in obs.items()}
-        log_probs = self.model.log_probs(tensors["state_ids"], tensors["action_ids"], tensors["action_mask"])
+        log_probs = self.model.log_probs_obs({k: v.unsqueeze(0) for k, v in self._tensors(obs).items()})
         probs = log_probs[0].double().exp().cpu().numpy()
         return probs / probs.sum()
 
@@ -118,17 +133,7 @@ class ChoicePolicy:
             if any(len(c) == 0 for c in cands):
                 raise ValueError("every state needs at least one candidate")
             k = max(len(c) for c in cands)
-            state_ids = self._ids(states, self.max_state_tokens)
-            flat = self._ids([t for c in cands for t in c], self.max_action_tokens)
-            action_ids = np.zeros((len(states), k, self.max_action_tokens), dtype=np.int64)
-            mask = np.zeros((len(states), k), dtype=np.int8)
-            row = 0
-            for i, c in enumerate(cands):
-                action_ids[i, : len(c)] = flat[row:row + len(c)]
-                mask[i, : len(c)] = 1
-                row += len(c)
-            t = {name: torch.as_tensor(v, device=self.device)
-                 for name, v in (("s", state_ids), ("a", action_ids), ("m", mask))}
-            log_probs = self.model.log_probs(t["s"], t["a"], t["m"]).double().cpu().numpy()
+            obs = self.observation_encoder(k).encode_batch(states, cands)
+            log_probs = self.model.log_probs_obs(self._tensors(obs)).double().cpu().numpy()
             out += [log_probs[i, : len(c)] for i, c in enumerate(cands)]
         return out

@@ -15,6 +15,14 @@ are ignored, near-misses of these names are errors):
 * ``max_state_tokens`` / ``max_action_tokens``: cut inputs to this many tokens (None = as
   the observation space gives them);
 * ``encode_valid_only`` (True);
+* ``trainable_layers``: None (full fine-tuning) or the number of top encoder layers that
+  train; the rest is frozen. With the ``segments`` observation layout (the module reads the
+  layout from its observation space) the model is the late-interaction
+  :class:`~rl_app.policy.segment_model.SegmentChoiceModel`, whose frozen part is computed once
+  per unique row (default 0: the whole encoder frozen); ``head_dim`` (128) and
+  ``match_heads`` (4) size its head;
+* ``frozen_cache``: a directory of stored frozen-row caches (:mod:`rl_app.data.frozen_cache`);
+  the one whose fingerprint matches the model's frozen weights is read into its memo;
 * ``init_checkpoint``: start from saved weights (``ChoicePolicy.save_pretrained`` dir, a
   module checkpoint, or an Algorithm checkpoint); its architecture wins, run-time keys above
   may still be set;
@@ -52,19 +60,25 @@ from rl_app.policy.checkpoint import (
     read_choice_checkpoint,
     write_policy_files,
 )
+from rl_app.env.observation import LAYOUTS, OBS_KEYS as LAYOUT_KEYS
 from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
 from rl_app.policy.encoder import EncoderConfig, bert_architecture, load_tokenizer
+from rl_app.policy.models import config_from_dict, build_model
+from rl_app.policy.segment_model import SegmentModelConfig
 
-__all__ = ["WebShopChoiceModule", "ChoiceModuleSettings", "module_spec", "validate_spaces", "OBS_KEYS"]
+__all__ = ["WebShopChoiceModule", "ChoiceModuleSettings", "module_spec", "validate_spaces", "OBS_KEYS",
+           "layout_of_space"]
 
-OBS_KEYS = ("state_ids", "action_ids", "action_mask")
+# The text layout's keys (kept under this name for callers that predate the segments layout).
+OBS_KEYS = LAYOUT_KEYS["text"]
 # Written into the checkpointed constructor arguments so a restored module rebuilds its
 # architecture without the original encoder files or init checkpoint.
 _SAVED_ARCHITECTURE = "_saved_architecture"
 _ARCH_KEYS = ("encoder", "pooling", "attention_heads", "interaction_dim", "value_hidden")
 _OWN_KEYS = ("encoder", "dropout", "gradient_checkpointing", "pooling", "attention_heads", "interaction_dim",
              "value_hidden", "max_state_tokens", "max_action_tokens", "encode_valid_only", "init_checkpoint",
-             "vf_share_encoder", _SAVED_ARCHITECTURE)
+             "vf_share_encoder", "trainable_layers", "head_dim", "match_heads", "frozen_cache", _SAVED_ARCHITECTURE)
+_SEGMENT_KEYS = ("trainable_layers", "head_dim", "match_heads", "value_hidden", "max_action_tokens")
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,17 @@ class ChoiceModuleSettings:
     init_checkpoint: Optional[str] = None
     vf_share_encoder: bool = True
     saved_architecture: Optional[Mapping[str, Any]] = None
+    frozen_cache: Optional[str] = None
+    segment_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def segment_config(self, *, lines: int, instruction_tokens: int, line_tokens: int,
+                       action_tokens: int) -> SegmentModelConfig:
+        """The segments model's config for observations of these sizes."""
+        kwargs = dict(self.segment_kwargs)
+        kwargs.setdefault("trainable_layers", 0)
+        kwargs["max_action_tokens"] = kwargs.get("max_action_tokens") or action_tokens
+        return SegmentModelConfig(encoder=self.choice.encoder, max_lines=lines, instruction_tokens=instruction_tokens,
+                                  line_tokens=line_tokens, **kwargs)
 
     @classmethod
     def from_model_config(cls, model_config: Any) -> "ChoiceModuleSettings":
@@ -105,13 +130,16 @@ class ChoiceModuleSettings:
                                 dropout=float(mc.get("dropout", 0.0)),
                                 gradient_checkpointing=bool(mc.get("gradient_checkpointing", False)))
         choice_kwargs = {k: mc[k] for k in ("pooling", "attention_heads", "interaction_dim", "value_hidden",
-                                            "max_state_tokens", "max_action_tokens", "encode_valid_only") if k in mc}
+                                            "max_state_tokens", "max_action_tokens", "encode_valid_only",
+                                            "trainable_layers") if k in mc}
         return cls(
             choice=ChoiceModelConfig(encoder=encoder, **choice_kwargs),
             given=frozenset(k for k in mc if k in _OWN_KEYS),
             init_checkpoint=str(mc["init_checkpoint"]) if mc.get("init_checkpoint") else None,
             vf_share_encoder=bool(mc.get("vf_share_encoder", True)),
             saved_architecture=mc.get(_SAVED_ARCHITECTURE),
+            frozen_cache=str(mc["frozen_cache"]) if mc.get("frozen_cache") else None,
+            segment_kwargs={k: mc[k] for k in _SEGMENT_KEYS if mc.get(k) is not None},
         )
 
     def runtime_overrides(self) -> dict[str, Any]:
@@ -124,22 +152,35 @@ class ChoiceModuleSettings:
         return {k: values[k] for k in RUNTIME_KEYS if k in self.given}
 
 
+def layout_of_space(observation_space: Any) -> str:
+    """``segments`` if the space has the segments layout's ``instruction_ids``, else ``text``."""
+    if isinstance(observation_space, gym.spaces.Dict) and "instruction_ids" in observation_space.spaces:
+        return "segments"
+    return "text"
+
+
 def validate_spaces(observation_space: Any, action_space: Any) -> tuple[int, int, int]:
-    """(k_max, state length, action length) of WebShopEnv-style spaces, or a ValueError naming the fix."""
+    """(k_max, state length, action length) of WebShopEnv-style spaces, or a ValueError naming the fix
+    (the state length is the instruction's in the ``segments`` layout)."""
     fix = ("build the spaces with rl_app.env.webshop_env.WebShopEnv (or pass them with "
            "config.environment(observation_space=..., action_space=...))")
+    layout = layout_of_space(observation_space)
+    keys = LAYOUT_KEYS[layout]
     if not isinstance(observation_space, gym.spaces.Dict):
         raise ValueError(
-            f"WebShopChoiceModule needs a gymnasium.spaces.Dict observation space with keys {OBS_KEYS}, "
-            f"got {observation_space!r}; {fix}. Do not flatten observations (no FlattenObservations connector).")
-    missing = [k for k in OBS_KEYS if k not in observation_space.spaces]
+            f"WebShopChoiceModule needs a gymnasium.spaces.Dict observation space with keys {OBS_KEYS} "
+            f"(or {LAYOUT_KEYS['segments']}), got {observation_space!r}; {fix}. Do not flatten observations "
+            "(no FlattenObservations connector).")
+    missing = [k for k in keys if k not in observation_space.spaces]
     if missing:
         raise ValueError(f"observation space lacks keys {missing} (has {sorted(observation_space.spaces)}); {fix}")
-    boxes = {k: observation_space[k] for k in OBS_KEYS}
+    boxes = {k: observation_space[k] for k in keys}
     for key, box in boxes.items():
         if not isinstance(box, gym.spaces.Box) or not np.issubdtype(box.dtype, np.integer):
             raise ValueError(f"observation {key!r} must be an integer Box, got {box!r}; {fix}")
-    state, actions, mask = (boxes[k].shape for k in OBS_KEYS)
+    if layout == "segments" and len(boxes["line_ids"].shape) != 2:
+        raise ValueError(f"line_ids must be (lines, tokens), got {boxes['line_ids'].shape}; {fix}")
+    state, actions, mask = (boxes[k].shape for k in (keys[0], "action_ids", "action_mask"))
     if len(state) != 1 or len(actions) != 2 or len(mask) != 1:
         raise ValueError(
             f"expected state_ids (L_s,), action_ids (k_max, L_a), action_mask (k_max,), got {state}, {actions}, "
@@ -162,16 +203,32 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
         self.k_max, state_len, action_len = validate_spaces(self.observation_space, self.action_space)
         settings = ChoiceModuleSettings.from_model_config(self.model_config)
         self.settings = settings
+        self.layout = layout_of_space(self.observation_space)
         self._tokenizer = None  # loaded on first save; from init_checkpoint when given
         if settings.saved_architecture is not None:
             saved = settings.saved_architecture
-            config = ChoiceModelConfig.from_dict(apply_overrides(saved["model"], settings.runtime_overrides()))
-            model = ChoiceModel(config, bert_config=saved["bert_config"])
+            config = config_from_dict(apply_overrides(saved["model"], settings.runtime_overrides()))
+            model = build_model(config, bert_config=saved["bert_config"])
         elif settings.init_checkpoint is not None:
             model = self._model_from_init_checkpoint(settings)
+        elif self.layout == "segments":
+            lines, line_len = self.observation_space["line_ids"].shape
+            model = build_model(settings.segment_config(lines=int(lines), instruction_tokens=state_len,
+                                                        line_tokens=int(line_len), action_tokens=action_len))
         else:
             model = ChoiceModel(settings.choice)
         self.model = model
+        model_layout = "segments" if isinstance(model.config, SegmentModelConfig) else "text"
+        if model_layout != self.layout:
+            raise ValueError(
+                f"the policy reads the {model_layout!r} observation layout but the observation space is "
+                f"{self.layout!r}: set the env's observation_layout to {model_layout!r} (a checkpoint keeps its layout)")
+        if settings.frozen_cache and self.layout == "segments":
+            from rl_app.data.frozen_cache import load_into
+
+            load_into(model.frozen, settings.frozen_cache)
+        if self.layout == "segments":
+            return
         for name, length, cap in (("state", state_len, model.config.max_state_tokens),
                                   ("action", action_len, model.config.max_action_tokens)):
             if min(length, cap or length) > model.max_positions:
@@ -186,8 +243,8 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
                 f"model_config['init_checkpoint'] = {path!r} does not exist (restoring a run whose init "
                 "checkpoint moved: set init_checkpoint to its new place, or None)")
         loaded = read_choice_checkpoint(path)
-        saved = ChoiceModelConfig.from_dict(loaded.model_config)
-        for key in _ARCH_KEYS:
+        saved = config_from_dict(loaded.model_config)
+        for key in _ARCH_KEYS if isinstance(saved, ChoiceModelConfig) else ("encoder",):
             if key not in settings.given:
                 continue
             want = settings.choice.encoder.name_or_path if key == "encoder" else getattr(settings.choice, key)
@@ -218,28 +275,29 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
         return self
 
     # ------------------------------------------------------------------ forward passes
-    def _inputs(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _inputs(self, batch: Mapping[str, Any]) -> Mapping[str, torch.Tensor]:
         obs = batch[Columns.OBS]
-        if not isinstance(obs, Mapping) or any(k not in obs for k in OBS_KEYS):
+        keys = LAYOUT_KEYS[self.layout]
+        if not isinstance(obs, Mapping) or any(k not in obs for k in keys):
             raise ValueError(
-                f"batch[{Columns.OBS!r}] must be a dict with {OBS_KEYS}, got {type(obs).__name__}"
+                f"batch[{Columns.OBS!r}] must be a dict with {keys}, got {type(obs).__name__}"
                 f"{sorted(obs) if isinstance(obs, Mapping) else ''}; remove any observation-flattening connector")
-        return obs["state_ids"], obs["action_ids"], obs["action_mask"]
+        return obs
 
     def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         with torch.no_grad():
-            logits = self.model(*self._inputs(batch), with_value=False).logits
+            logits = self.model.forward_obs(self._inputs(batch), with_value=False).logits
         return {Columns.ACTION_DIST_INPUTS: logits, Columns.ACTIONS: logits.argmax(dim=-1)}
 
     def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         # No ACTIONS: RLlib's GetActions samples from TorchCategorical(logits) and records logp.
         with torch.no_grad():
-            logits = self.model(*self._inputs(batch), with_value=False).logits
+            logits = self.model.forward_obs(self._inputs(batch), with_value=False).logits
         return {Columns.ACTION_DIST_INPUTS: logits}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         # The value head runs in compute_values, on these embeddings (PPO); DPO and IL never need it.
-        out = self.model(*self._inputs(batch), with_value=False)
+        out = self.model.forward_obs(self._inputs(batch), with_value=False)
         return {Columns.ACTION_DIST_INPUTS: out.logits, Columns.EMBEDDINGS: out.state_embedding}
 
     def compute_values(self, batch: dict[str, Any], embeddings: Optional[Any] = None) -> torch.Tensor:
@@ -267,8 +325,7 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
         self.eval()
         try:
             with torch.no_grad():
-                state_ids = self._inputs(batch)[0]
-                return self.model.value(self.model.encode_state(state_ids)[2])
+                return self.model.value_obs(self._inputs(batch))
         finally:
             if was_training:
                 self.train()

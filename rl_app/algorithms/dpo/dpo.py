@@ -37,7 +37,6 @@ from ray.rllib.core.columns import Columns
 from rl_app.algorithms.dpo.loss import LOSS_TYPES, DPOLossType
 from rl_app.algorithms.dpo.trajectory import encode_trajectory_pairs
 from rl_app.algorithms.offline import ChoiceOfflinePreLearner, OfflineChoiceAlgorithm, OfflineChoiceConfig
-from rl_app.policy.rl_module import OBS_KEYS
 
 __all__ = ["DPOConfig", "DPO", "DPOPreLearner", "PAIR_COLUMNS", "PairLevel", "PAIR_LEVELS", "pair_level_of"]
 
@@ -263,7 +262,7 @@ class DPOPreLearner(ChoiceOfflinePreLearner):
                              "(build pairs with python -m rl_app.data.pairs)")
         obs = self.encoder.encode_batch(list(batch["state"]), [list(c) for c in batch["candidate_texts"]])
         return {
-            Columns.OBS: {key: obs[key] for key in OBS_KEYS},
+            Columns.OBS: {key: obs[key] for key in self.encoder.keys},
             "chosen": np.asarray(batch["chosen"], dtype=np.int64),
             "rejected": np.asarray(batch["rejected"], dtype=np.int64),
             "ref_chosen_logp": np.asarray(batch["ref_chosen_logp"], dtype=np.float32),

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
-from rl_app.policy.rl_module import OBS_KEYS
 
 __all__ = ["STEP_ACTIONS", "STEP_MASK", "SIDES", "encode_trajectory_pairs", "flatten_steps", "trajectory_logps",
            "is_trajectory_batch"]
@@ -87,7 +86,7 @@ def encode_trajectory_pairs(batch: Mapping[str, np.ndarray], *, encoder, max_ste
     flat = encoder.encode_batch(states, texts)
     ii, ss, tt = (np.asarray(v, dtype=np.int64) for v in zip(*where)) if where else (np.zeros(0, np.int64),) * 3
     obs = {}
-    for key in OBS_KEYS:
+    for key in encoder.keys:
         padded = np.zeros((n, 2, max_steps, *flat[key].shape[1:]), dtype=flat[key].dtype)
         padded[ii, ss, tt] = flat[key]
         obs[key] = padded

@@ -1,0 +1,205 @@
+"""Stored frozen-encoder caches: the frozen part of every unique token row of a data set, on disk.
+
+The cached-encoder mode (:class:`~rl_app.policy.segment_model.SegmentChoiceModel` with a
+frozen encoder below a cut) needs each unique instruction, page line and candidate row
+encoded once. :func:`build_frozen_cache` does that in a Ray Data pass over trajectory (or
+pair) parquet files, and stores the result beside the data::
+
+    <data>.frozen_cache/<fingerprint>/rows.parquet   key (token ids), n (tokens), h (float16 bytes)
+    <data>.frozen_cache/<fingerprint>/manifest.json  fingerprint, encoder, cut, token lengths, rows
+
+The directory name is :attr:`~rl_app.policy.frozen_rows.FrozenRows.fingerprint`, a hash of the
+encoder's architecture, the layer cut and the frozen weights, and the keys are the token ids
+themselves (so another tokenizer or other token lengths give other keys). A cache is read only
+into a memo of the same fingerprint (:func:`load_into` refuses any other), so a changed encoder
+or cut is never served stale rows; it builds its own cache instead. Directories are written to
+a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from rl_app.policy.frozen_rows import FrozenRows, row_key
+
+__all__ = ["CACHE_SUFFIX", "ROWS_FILE", "MANIFEST_FILE", "cache_root", "cache_dir", "load_into",
+           "build_frozen_cache", "FrozenCacheError"]
+
+CACHE_SUFFIX = ".frozen_cache"
+ROWS_FILE = "rows.parquet"
+MANIFEST_FILE = "manifest.json"
+_ENCODE_BATCH_ROWS = 512
+
+
+class FrozenCacheError(ValueError):
+    """A stored cache that does not belong to the model it is loaded into."""
+
+
+def cache_root(data_path: str | os.PathLike) -> Path:
+    """Where the caches of a data set live: ``<data>.frozen_cache`` beside it."""
+    path = Path(data_path).absolute()
+    return path.parent / f"{path.name}{CACHE_SUFFIX}"
+
+
+def cache_dir(root: str | os.PathLike, frozen: FrozenRows) -> Path:
+    return Path(root) / frozen.fingerprint
+
+
+def load_into(frozen: FrozenRows, root_or_dir: str | os.PathLike) -> int:
+    """Read the stored cache of ``frozen``'s fingerprint (under ``root_or_dir``, or that directory
+    itself) into its memo; returns the rows read (0 when no cache of that fingerprint exists).
+    A directory whose manifest names another fingerprint is refused."""
+    path = Path(root_or_dir)
+    directory = path if (path / MANIFEST_FILE).is_file() else path / frozen.fingerprint
+    if not (directory / MANIFEST_FILE).is_file():
+        return 0
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    if manifest.get("fingerprint") != frozen.fingerprint:
+        raise FrozenCacheError(
+            f"{directory} caches frozen weights {manifest.get('fingerprint')!r} but the model's are "
+            f"{frozen.fingerprint!r} (another encoder or layer cut): point frozen_cache at the data's "
+            f"{CACHE_SUFFIX} directory (each fingerprint has its own) or delete the stale one")
+    table = pq.read_table(directory / ROWS_FILE)
+    hidden = int(manifest["hidden"])
+    rows = {}
+    for key, n, h in zip(table["key"].to_pylist(), table["n"].to_pylist(), table["h"].to_pylist()):
+        rows[key] = torch.from_numpy(np.frombuffer(h, dtype=np.float16).reshape(int(n), hidden).copy())
+    frozen.update(rows)
+    return len(rows)
+
+
+class _UniqueRows:
+    """Ray Data transform: text rows -> the unique token rows of their observations (as keys)."""
+
+    def __init__(self, encoder) -> None:
+        self.encoder = encoder
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keys: set[bytes] = set()
+        for state, texts in zip(batch["state"], batch["candidate_texts"]):
+            obs = self.encoder.encode(str(state), [str(t) for t in texts][: self.encoder.k_max])
+            for name in ("instruction_ids", "line_ids", "action_ids"):
+                rows = obs[name].reshape(-1, obs[name].shape[-1])
+                keys.update(row_key(r) for r in rows if r[0] != 0)
+        return {"key": np.array(sorted(keys), dtype=object)}
+
+
+class _EncodeRows:
+    """Ray Data actor: row keys -> their frozen token states, from the same frozen weights."""
+
+    def __init__(self, model_source: dict[str, Any], fingerprint: str) -> None:
+        torch.set_num_threads(max(1, int(os.environ.get("RL_APP_CACHE_THREADS", torch.get_num_threads()))))
+        self.frozen = _frozen_from_source(model_source)
+        if self.frozen.fingerprint != fingerprint:
+            raise FrozenCacheError(f"the data worker's frozen weights {self.frozen.fingerprint} differ from the "
+                                   f"driver's {fingerprint}: the encoder files changed while building")
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keys = [bytes(k) for k in batch["key"]]
+        width = max(len(k) // 4 for k in keys)
+        ids = np.zeros((len(keys), width), dtype=np.int64)
+        for i, k in enumerate(keys):
+            row = np.frombuffer(k, dtype=np.int32)
+            ids[i, : row.size] = row
+        order = np.argsort([len(k) for k in keys])  # similar lengths together: less padding
+        states: list[Optional[torch.Tensor]] = [None] * len(keys)
+        for lo in range(0, len(keys), 128):
+            idx = order[lo:lo + 128]
+            for i, s in zip(idx, self.frozen.encode_rows(torch.from_numpy(ids[idx]))):
+                states[int(i)] = s
+        return {"key": np.array(keys, dtype=object), "n": np.array([s.shape[0] for s in states], dtype=np.int32),
+                "h": np.array([s.numpy().tobytes() for s in states], dtype=object)}
+
+
+def _frozen_from_source(source: dict[str, Any]) -> FrozenRows:
+    """The frozen part of a model named by an encoder (fresh weights) or a checkpoint."""
+    if source.get("checkpoint"):
+        from rl_app.policy.checkpoint import load_choice_model
+
+        model = load_choice_model(source["checkpoint"])
+        if not hasattr(model, "frozen"):
+            raise FrozenCacheError(f"{source['checkpoint']} is not a segments-layout policy: nothing to cache")
+        return model.frozen
+    from rl_app.policy.encoder import EncoderConfig, load_encoder
+
+    encoder = load_encoder(EncoderConfig(name_or_path=source["encoder"]))
+    n_layers = int(encoder.config.num_hidden_layers)
+    return FrozenRows(encoder, n_layers - int(source.get("trainable_layers", 0)))
+
+
+def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, model_source: dict[str, Any], *,
+                       root: Optional[str | os.PathLike] = None, log=print) -> Path:
+    """Encode every unique row of the data sets at ``paths`` once and store it (see the module doc).
+
+    Args:
+        paths: trajectory or pair parquet data sets (columns ``state``, ``candidate_texts``).
+        observation_encoder: the segments-layout :class:`~rl_app.env.observation.ObservationEncoder`
+            training will read the data with (its token lengths decide the rows).
+        model_source: ``{"encoder": name, "trainable_layers": N}`` or ``{"checkpoint": path}``.
+        root: where caches go (default: beside the first data set).
+
+    Returns the cache directory (existing and complete when its fingerprint was built before).
+    """
+    import ray.data
+
+    if observation_encoder.layout != "segments":
+        raise ValueError("a frozen cache needs the segments observation layout")
+    frozen = _frozen_from_source(model_source)
+    root = Path(root) if root is not None else cache_root(paths[0])
+    target = root / frozen.fingerprint
+    if (target / MANIFEST_FILE).is_file():
+        log(f"frozen cache: {target} (hit)")
+        return target
+    t0 = time.perf_counter()
+    from rl_app.data.io import parquet_files
+
+    files = [str(f) for p in paths for f in parquet_files(Path(p))]
+    ds = ray.data.read_parquet(files).select_columns(["state", "candidate_texts"])
+    unique = ds.map_batches(_UniqueRows, fn_constructor_args=(observation_encoder,), batch_size=1024,
+                            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0)
+    keys = sorted({bytes(k) for batch in unique.iter_batches(batch_size=None, batch_format="numpy")
+                   for k in batch["key"]})
+    keys_s = time.perf_counter() - t0
+    encoded = ray.data.from_items([{"key": k} for k in keys]).map_batches(
+        _EncodeRows, fn_constructor_args=(model_source, frozen.fingerprint), batch_size=_ENCODE_BATCH_ROWS,
+        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0)
+    columns: dict[str, list] = {"key": [], "n": [], "h": []}
+    for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
+        for c in columns:
+            columns[c].extend(batch[c].tolist())
+    table = pa.table({"key": pa.array(columns["key"], pa.binary()), "n": pa.array(columns["n"], pa.int32()),
+                      "h": pa.array(columns["h"], pa.binary())})
+    hidden = int(frozen.encoder.config.hidden_size)
+    manifest = {"fingerprint": frozen.fingerprint, "source": model_source, "frozen_layers": frozen.frozen_layers,
+                "hidden": hidden, "rows": table.num_rows, "layout": "segments",
+                "token_lengths": {"instruction": observation_encoder.segments.instruction_tokens,
+                                  "line": observation_encoder.segments.line_tokens,
+                                  "action": observation_encoder.max_action_tokens, "lines": observation_encoder.segments.lines},
+                "tokenizer": str(observation_encoder.tokenizer_name), "data": [str(Path(p).absolute()) for p in paths],
+                "keys_s": round(keys_s, 2), "build_s": round(time.perf_counter() - t0, 2)}
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{frozen.fingerprint}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        pq.write_table(table, tmp / ROWS_FILE)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if target.exists():  # another process finished the same cache meanwhile
+            shutil.rmtree(tmp)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"frozen cache: {table.num_rows} unique rows encoded in {manifest['build_s']:.1f} s -> {target}")
+    return target

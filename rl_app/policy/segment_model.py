@@ -1,0 +1,270 @@
+"""The late-interaction choice model over the ``segments`` observation, built to train cheaply.
+
+Where :class:`~rl_app.policy.choice_model.ChoiceModel` runs BERT over the whole state and
+every candidate in each update, this model reads the ``segments`` layout
+(:mod:`rl_app.env.observation`): the instruction, the page's lines and the candidates as
+separate short token rows. The pretrained encoder is frozen below a cut
+(``trainable_layers`` from the top; 0 = all frozen), and the frozen part of each unique row
+is computed once and remembered (:class:`~rl_app.policy.frozen_rows.FrozenRows`); what
+trains is the top ``trainable_layers`` layers (if any) and a small head:
+
+* **token-level matching** (late interaction, as ColBERT's MaxSim, Khattab & Zaharia 2020):
+  each candidate token is projected and scored against its best-matching instruction token
+  (cosine, per head), and each instruction token against its best candidate token; learned
+  per-token weights average them. This is what picks ``click[coral sands] color`` for an
+  instruction that names ``color: coral sands`` among ~30 options, which pooled vectors miss;
+* **page context**: the instruction's pooled vector and the page's line vectors (plus a
+  learned slot embedding) pass one transformer layer; each candidate attends over them and
+  also scores its best-matching line (a result's own row with its price, a selected option);
+* ``[candidate, context, candidate * context, state, match scores]`` -> MLP -> logit, and
+  the state vector -> MLP -> V(s) for PPO.
+
+It answers the same calls as ``ChoiceModel`` (``forward_obs``, ``log_probs_obs``,
+``value_obs``, ``config``, ``encoder``), so the RLModule, ``ChoicePolicy``, checkpoints and
+the IL/DPO/PPO learners use either unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rl_app.policy.choice_model import MASKED_LOGIT, ChoiceOutput, masked_log_softmax
+from rl_app.policy.encoder import EncoderConfig, build_encoder, load_encoder
+from rl_app.policy.frozen_rows import FrozenRows
+
+__all__ = ["SegmentModelConfig", "SegmentChoiceModel"]
+
+SEGMENT_KEYS = ("instruction_ids", "line_ids", "action_ids", "action_mask")
+# Cosine similarities are in [-1, 1]; this scale makes the max over tokens sharp enough to read.
+_MATCH_SCALE = 10.0
+
+
+@dataclass(frozen=True)
+class SegmentModelConfig:
+    """Architecture of the late-interaction model.
+
+    Attributes:
+        encoder: which BERT (its weights below the cut stay as loaded).
+        trainable_layers: top encoder layers that train; 0 (default) freezes the whole
+            encoder, so every row's token states are computed once.
+        head_dim: width of the head (projections, context layer, MLP).
+        match_heads: heads of the token- and line-level matching (each head_dim/match_heads wide).
+        max_lines: line slots (the layout's ``lines``; the slot embedding covers them).
+        value_hidden: width of the value head's hidden layer.
+        instruction_tokens, line_tokens, max_action_tokens: the token lengths the policy was
+            trained at (``ChoicePolicy`` tokenizes with them; None = the layout's defaults).
+    """
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    trainable_layers: int = 0
+    head_dim: int = 128
+    match_heads: int = 4
+    max_lines: int = 64
+    value_hidden: int = 128
+    instruction_tokens: Optional[int] = None
+    line_tokens: Optional[int] = None
+    max_action_tokens: Optional[int] = None
+    kind: str = "segments"
+
+    def __post_init__(self) -> None:
+        if self.kind != "segments":
+            raise ValueError(f"SegmentModelConfig.kind must be 'segments', got {self.kind!r}")
+        if int(self.trainable_layers) < 0:
+            raise ValueError(f"trainable_layers must be >= 0, got {self.trainable_layers}")
+        if self.head_dim < 8 or self.head_dim % self.match_heads:
+            raise ValueError(f"head_dim ({self.head_dim}) must be >= 8 and divisible by match_heads "
+                             f"({self.match_heads})")
+        if self.max_lines < 1 or self.value_hidden < 1:
+            raise ValueError("max_lines and value_hidden must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["encoder"] = self.encoder.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SegmentModelConfig":
+        d = dict(d)
+        if isinstance(d.get("encoder"), Mapping):
+            d["encoder"] = EncoderConfig.from_dict(d["encoder"])
+        elif isinstance(d.get("encoder"), str):
+            d["encoder"] = EncoderConfig(name_or_path=d["encoder"])
+        return cls(**d)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    w = mask.to(x.dtype).unsqueeze(-1)
+    return (x * w).sum(dim=dim) / w.sum(dim=dim).clamp_min(1.0)
+
+
+def _weighted(values: torch.Tensor, weight_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax(weight_logits) over the masked last-but-one axis, applied to values (..., T, heads)."""
+    w = torch.softmax(weight_logits.masked_fill(~mask, -1e4), dim=-1)
+    return (values * w.unsqueeze(-1)).sum(dim=-2)
+
+
+class SegmentChoiceModel(nn.Module):
+    """Frozen-encoder (below a cut) candidate scorer with a late-interaction head and a value head."""
+
+    def __init__(self, config: SegmentModelConfig = SegmentModelConfig(), *, encoder: Optional[nn.Module] = None,
+                 bert_config: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__()
+        self.config = config
+        if encoder is None:
+            encoder = (build_encoder(bert_config, config.encoder) if bert_config is not None
+                       else load_encoder(config.encoder))
+        self.encoder = encoder
+        n_layers = int(encoder.config.num_hidden_layers)
+        if config.trainable_layers > n_layers:
+            raise ValueError(f"trainable_layers={config.trainable_layers} but the encoder has {n_layers} layers")
+        self.vocab_size = int(encoder.config.vocab_size)
+        self.max_positions = int(encoder.config.max_position_embeddings)
+        hidden = int(encoder.config.hidden_size)
+        d = int(config.head_dim)
+        self.frozen = FrozenRows(encoder, n_layers - int(config.trainable_layers))
+        for _, p in self.frozen.frozen_parameters():
+            p.requires_grad_(False)
+        # A replaced frozen part (load_state_dict) invalidates the memo.
+        self.register_load_state_dict_post_hook(lambda module, keys: module.frozen.weights_changed())
+
+        self.instruction_proj = nn.Sequential(nn.Linear(hidden, d), nn.LayerNorm(d))
+        self.candidate_proj = nn.Sequential(nn.Linear(hidden, d), nn.LayerNorm(d))
+        self.line_proj = nn.Sequential(nn.Linear(hidden, d), nn.LayerNorm(d))
+        self.slot = nn.Embedding(int(config.max_lines) + 1, d)  # slot 0: the instruction
+        self.context = nn.TransformerEncoderLayer(d, nhead=config.match_heads, dim_feedforward=2 * d,
+                                                  dropout=0.0, batch_first=True)
+        self.candidate_weight = nn.Linear(d, 1)   # which candidate tokens matter for matching
+        self.instruction_weight = nn.Linear(d, 1)  # which instruction tokens must be matched
+        self.attend = nn.MultiheadAttention(d, config.match_heads, batch_first=True)
+        n_match = 3 * int(config.match_heads)
+        self.score = nn.Sequential(nn.Linear(4 * d + n_match, 2 * d), nn.GELU(), nn.Linear(2 * d, d), nn.GELU(),
+                                   nn.Linear(d, 1))
+        self.value_head = nn.Sequential(nn.Linear(d, int(config.value_hidden)), nn.GELU(),
+                                        nn.Linear(int(config.value_hidden), 1))
+
+    obs_keys = SEGMENT_KEYS
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.encoder.config.hidden_size)
+
+    # ------------------------------------------------------------------ rows -> token states
+    def _top_layers(self, hidden: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        if not self.config.trainable_layers:
+            return hidden
+        additive = torch.zeros(attend.shape, dtype=hidden.dtype, device=hidden.device)
+        additive = additive.masked_fill(~attend, torch.finfo(hidden.dtype).min)[:, None, None, :]
+        for layer in self.encoder.encoder.layer[self.frozen.frozen_layers:]:
+            out = layer(hidden, attention_mask=additive)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return hidden
+
+    def encode_rows(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token states (R, L, H), attend (R, L)) of token rows (R, L_max); rows of all padding
+        get one attended position (finite numbers)."""
+        top = int(ids.max()) if ids.numel() else 0
+        if top >= self.vocab_size or (ids.numel() and int(ids.min()) < 0):
+            raise ValueError(f"token ids up to {top} outside the encoder's vocabulary of {self.vocab_size}: the "
+                             "env's tokenizer does not match the policy's encoder (use the same name in both configs)")
+        hidden, attend = self.frozen.lookup(ids)
+        return self._top_layers(hidden, attend), attend
+
+    # ------------------------------------------------------------------ forward
+    def forward_obs(self, obs: Mapping[str, torch.Tensor], *, with_value: bool = True) -> ChoiceOutput:
+        missing = [k for k in SEGMENT_KEYS if k not in obs]
+        if missing:
+            raise ValueError(f"the segments model needs observation keys {SEGMENT_KEYS}, missing {missing}: build "
+                             "the env / data with observation_layout='segments'")
+        instruction_ids, line_ids = obs["instruction_ids"], obs["line_ids"]
+        action_ids, action_mask = obs["action_ids"], obs["action_mask"]
+        if instruction_ids.dim() != 2 or line_ids.dim() != 3 or action_ids.dim() != 3 or action_mask.dim() != 2:
+            raise ValueError(
+                "expected instruction_ids (B, L_i), line_ids (B, N, L_l), action_ids (B, K, L_a), action_mask (B, K); "
+                f"got {tuple(instruction_ids.shape)}, {tuple(line_ids.shape)}, {tuple(action_ids.shape)}, "
+                f"{tuple(action_mask.shape)}")
+        batch, k, _ = action_ids.shape
+        if not (instruction_ids.shape[0] == line_ids.shape[0] == batch == action_mask.shape[0]) \
+                or action_mask.shape[1] != k:
+            raise ValueError("batch/candidate dims of the observation keys disagree")
+        if batch == 0:
+            raise ValueError("empty batch: nothing to encode")
+        n_lines = line_ids.shape[1]
+        if n_lines > self.config.max_lines:
+            raise ValueError(f"{n_lines} lines per state exceed the model's max_lines={self.config.max_lines}")
+        device = action_ids.device
+
+        # Instruction tokens.
+        instr_h, instr_m = self.encode_rows(instruction_ids.long())
+        instr = self.instruction_proj(instr_h)                                  # (B, Li, D)
+        instr_pooled = _masked_mean(instr, instr_m, 1)                          # (B, D)
+
+        # Page lines: pooled vectors of the rows that hold text.
+        flat_lines = line_ids.long().reshape(batch * n_lines, -1)
+        line_present = (flat_lines[:, 0] != 0)
+        line_vec = torch.zeros(batch * n_lines, self.config.head_dim, device=device)
+        rows = torch.nonzero(line_present).squeeze(-1)
+        if rows.numel():
+            lh, lm = self.encode_rows(flat_lines.index_select(0, rows))
+            line_vec = line_vec.index_copy(0, rows, self.line_proj(_masked_mean(lh, lm, 1)))
+        line_mask = line_present.view(batch, n_lines)
+        slots = self.slot(torch.arange(n_lines + 1, device=device))
+        seq = torch.cat([instr_pooled.unsqueeze(1), line_vec.view(batch, n_lines, -1)], dim=1) + slots
+        seq_mask = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=device), line_mask], dim=1)
+        context = self.context(seq, src_key_padding_mask=~seq_mask)             # (B, 1+N, D)
+        state = context[:, 0]                                                    # (B, D)
+        value = self.value_head(state).squeeze(-1).float() if with_value else None
+
+        logits = torch.full((batch * k,), MASKED_LOGIT, dtype=torch.float32, device=device)
+        mask = action_mask != 0
+        valid = torch.nonzero(mask.reshape(-1)).squeeze(-1)
+        if valid.numel():
+            owner = torch.div(valid, k, rounding_mode="floor")                   # state of each candidate
+            ch, cm = self.encode_rows(action_ids.long().reshape(batch * k, -1).index_select(0, valid))
+            cand = self.candidate_proj(ch)                                       # (n, La, D)
+            cand_pooled = _masked_mean(cand, cm, 1)                              # (n, D)
+            heads = self.config.match_heads
+
+            def split(x):  # (..., D) -> (..., heads, D/heads), unit length per head
+                return F.normalize(x.view(*x.shape[:-1], heads, -1), dim=-1)
+
+            ci, ii = split(cand), split(instr)[owner]                            # (n, La, h, d), (n, Li, h, d)
+            sim = torch.einsum("nahd,nihd->nhai", ci, ii)                        # (n, h, La, Li)
+            pair = cm[:, None, :, None] & instr_m[owner][:, None, None, :]
+            sim = sim.masked_fill(~pair, -2.0)
+            cand_to_instr = sim.max(dim=-1).values.transpose(1, 2)               # (n, La, h)
+            instr_to_cand = sim.max(dim=-2).values.transpose(1, 2)               # (n, Li, h)
+            m_c = _weighted(cand_to_instr, self.candidate_weight(cand).squeeze(-1), cm)
+            m_i = _weighted(instr_to_cand, self.instruction_weight(instr[owner]).squeeze(-1), instr_m[owner])
+            ctx_lines = context[:, 1:][owner]                                    # (n, N, D)
+            lsim = torch.einsum("nhd,nlhd->nhl", split(cand_pooled), split(ctx_lines))
+            lsim = lsim.masked_fill(~line_mask[owner][:, None, :], -2.0)
+            m_l = lsim.max(dim=-1).values                                        # (n, h)
+            ctx, _ = self.attend(cand_pooled.unsqueeze(1), context[owner], context[owner],
+                                 key_padding_mask=~seq_mask[owner], need_weights=False)
+            ctx = ctx.squeeze(1)
+            features = torch.cat([cand_pooled, ctx, cand_pooled * ctx, state[owner],
+                                  _MATCH_SCALE * m_c, _MATCH_SCALE * m_i, _MATCH_SCALE * m_l], dim=-1)
+            logits = logits.index_copy(0, valid, self.score(features).squeeze(-1).float())
+        return ChoiceOutput(logits.view(batch, k), value, state)
+
+    def forward(self, obs: Mapping[str, torch.Tensor], *, with_value: bool = True) -> ChoiceOutput:
+        return self.forward_obs(obs, with_value=with_value)
+
+    def log_probs_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """log pi(a|s) (B, K) over the valid candidates."""
+        return masked_log_softmax(self.forward_obs(obs, with_value=False).logits, obs["action_mask"])
+
+    def value_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.forward_obs(obs, with_value=True).value
+
+    def value(self, state_embedding: torch.Tensor) -> torch.Tensor:
+        return self.value_head(state_embedding).squeeze(-1).float()
+
+    def trainable_parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

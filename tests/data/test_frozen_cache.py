@@ -1,0 +1,87 @@
+"""Stored frozen-row caches: built once per fingerprint, hit on the next run, never served stale."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rl_app.data.frozen_cache import MANIFEST_FILE, FrozenCacheError, build_frozen_cache, cache_root, load_into
+from rl_app.env.observation import ObservationEncoder, SegmentSizes
+from rl_app.policy.encoder import EncoderConfig
+from rl_app.policy.segment_model import SegmentChoiceModel, SegmentModelConfig
+
+SIZES = SegmentSizes(instruction_tokens=24, lines=8, line_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def small_demos(tmp_path_factory):
+    from rl_app.data.demos import generate_demonstrations
+
+    out = tmp_path_factory.mktemp("fc") / "demos"
+    generate_demonstrations({"catalogue": "synthetic", "synthetic_products": 1000}, num_goals=3, seed=0,
+                            num_workers=0, out=out, progress=False)
+    return out
+
+
+def _encoder(action_tokens: int = 10) -> ObservationEncoder:
+    return ObservationEncoder("tiny", k_max=64, max_action_tokens=action_tokens, layout="segments", segments=SIZES)
+
+
+def _model(trainable_layers: int = 0) -> SegmentChoiceModel:
+    return SegmentChoiceModel(SegmentModelConfig(encoder=EncoderConfig("tiny"), trainable_layers=trainable_layers,
+                                                 head_dim=32, max_lines=SIZES.lines))
+
+
+def test_build_hit_and_invalidation(ray_session, small_demos):
+    from rl_app.data.io import read_trajectories
+
+    source = {"encoder": "tiny", "trainable_layers": 0}
+    logs = []
+    first = build_frozen_cache([small_demos], _encoder(), source, log=logs.append)
+    assert first.parent == cache_root(small_demos) and "encoded" in logs[-1]
+    manifest = json.loads((first / MANIFEST_FILE).read_text())
+    assert manifest["rows"] > 0 and manifest["token_lengths"]["action"] == 10
+
+    again = build_frozen_cache([small_demos], _encoder(), source, log=logs.append)
+    assert again == first and logs[-1].endswith("(hit)")
+
+    # another cut is another fingerprint: its own directory, built anew
+    other = build_frozen_cache([small_demos], _encoder(), {"encoder": "tiny", "trainable_layers": 1},
+                               log=logs.append)
+    assert other != first and "encoded" in logs[-1]
+
+    # the stored rows are what the model computes, and a warm memo encodes nothing in training
+    model = _model()
+    assert load_into(model.frozen, first.parent) == manifest["rows"]
+    frame = read_trajectories(small_demos)
+    obs = _encoder().encode_batch(list(frame.state[:8]), [list(c) for c in frame.candidate_texts[:8]])
+    obs = {k: torch.as_tensor(v) for k, v in obs.items()}
+    with torch.no_grad():
+        warm = model.log_probs_obs(obs)
+    assert model.frozen.misses == 0
+    model.frozen.weights_changed()
+    with torch.no_grad():
+        cold = model.log_probs_obs(obs)
+    torch.testing.assert_close(warm, cold, atol=2e-3, rtol=0)
+
+    # other token lengths give other keys: a cache of 10-token candidates leaves 6-token rows unknown
+    short = _encoder(action_tokens=6).encode_batch(list(frame.state[:8]), [list(c) for c in frame.candidate_texts[:8]])
+    fresh = _model()
+    load_into(fresh.frozen, first)
+    with torch.no_grad():
+        fresh.log_probs_obs({k: torch.as_tensor(v) for k, v in short.items()})
+    assert fresh.frozen.misses > 0
+
+
+def test_a_cache_of_other_weights_is_refused(ray_session, small_demos, tmp_path):
+    directory = build_frozen_cache([small_demos], _encoder(), {"encoder": "tiny", "trainable_layers": 0},
+                                   root=tmp_path, log=lambda _: None)
+    model = _model()
+    state = model.state_dict()
+    state["encoder.embeddings.word_embeddings.weight"] += 1.0
+    model.load_state_dict(state)
+    assert load_into(model.frozen, tmp_path) == 0  # its fingerprint has no cache under the root
+    with pytest.raises(FrozenCacheError, match="another encoder or layer cut"):
+        load_into(model.frozen, directory)  # pointed at the stale directory itself

@@ -1,0 +1,51 @@
+"""The segments observation layout: parsing the env's page text into instruction, actions, lines."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rl_app.env.observation import ObservationEncoder, SegmentSizes, observation_space, state_segments
+
+RESULTS = ("search[blue shirt] [SEP] click[b0001] [SEP] Instruction:\nfind a blue shirt\n"
+           "[button] Back to Search [button_]\nPage 1 (Total results: 50)\n[button] Next > [button_]\n"
+           "\n[button] B0001 [button_]\nAcme Blue Shirt\n$12.50\n"
+           "\n[clicked button] B0002 [clicked button_]\nRed Shirt\n$9.99 to $15.00\n")
+
+
+def test_results_page_becomes_one_line_per_result():
+    seg = state_segments(RESULTS)
+    assert seg.instruction == "find a blue shirt"
+    assert seg.prev_actions == ("click[b0001]", "search[blue shirt]")  # most recent first
+    assert seg.lines == ("Back to Search", "Page 1 (Total results: 50)", "Next >",
+                         "$12.50 B0001 Acme Blue Shirt", "$9.99 to $15.00 selected B0002 Red Shirt")
+
+
+def test_item_page_marks_selected_options_and_search_page_has_only_the_button():
+    item = ("You have clicked blue.\nInstruction:\nfind a blue shirt\n[button] < Prev [button_]\ncolor\n"
+            "  [clicked button] blue [clicked button_]\n  [button] red [button_]\nAcme Blue Shirt\nPrice: $12.50\n")
+    seg = state_segments(item)
+    assert seg.prev_actions == ()
+    assert seg.lines == ("You have clicked blue.", "< Prev", "color", "selected blue", "red", "Acme Blue Shirt",
+                         "Price: $12.50")
+    search = "WebShop\nInstruction: \nfind a blue shirt\n[button] Search [button_]\n"
+    assert state_segments(search) == ("find a blue shirt", (), ("Search",))
+
+
+def test_text_mode_pages_split_on_sep():
+    seg = state_segments("click[x] [SEP] Instruction: [SEP] find a hat [SEP] Back to Search [SEP] Buy Now")
+    assert seg.prev_actions == ("click[x]",)
+    assert seg.instruction == "find a hat" and seg.lines == ("Back to Search", "Buy Now")
+
+
+def test_encoder_keeps_first_and_last_lines_and_repeats_rows():
+    sizes = SegmentSizes(instruction_tokens=16, lines=4, line_tokens=8)
+    enc = ObservationEncoder("tiny", k_max=3, max_action_tokens=8, layout="segments", segments=sizes)
+    page = "Instruction:\nfind a hat\n" + "".join(f"line {i}\n" for i in range(10))
+    obs = enc.encode(page, ["click[a]", "click[b]"])
+    assert set(obs) == {"instruction_ids", "line_ids", "action_ids", "action_mask"}
+    assert obs["line_ids"].shape == (4, 8) and obs["action_mask"].tolist() == [1, 1, 0]
+    tok = enc.tokenizer
+    decoded = [tok.decode([t for t in row if t], skip_special_tokens=True) for row in obs["line_ids"]]
+    assert decoded == ["line 0", "line 1", "line 8", "line 9"]
+    assert observation_space(3, 64, 8, layout="segments", segments=sizes).contains(obs)
+    assert np.array_equal(enc.encode(page, ["click[a]"])["line_ids"], obs["line_ids"])

@@ -1,0 +1,45 @@
+"""Typed settings: unknown keys refused in one line naming section and key; flags derived from fields."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from rl_app.experiments.settings import ModelSettings, SettingsError
+
+
+def test_misspelt_key_is_refused_naming_section_and_key():
+    with pytest.raises(SettingsError) as e:
+        ModelSettings.from_section({"encoder": "tiny", "trainable_layer": 1}, name="model", where="smoke.yaml")
+    message = str(e.value)
+    assert "\n" not in message
+    assert message == ("smoke.yaml: unknown key 'trainable_layer' in section 'model' "
+                       "(did you mean 'trainable_layers'?)")
+
+
+def test_bad_values_are_refused():
+    with pytest.raises(SettingsError, match="trainable_layers must be >= 0"):
+        ModelSettings.from_section({"trainable_layers": -1}, name="model")
+    with pytest.raises(SettingsError, match="divisible by match_heads"):
+        ModelSettings(head_dim=100, match_heads=3)
+
+
+def test_flags_come_from_the_fields_and_round_trip():
+    ap = argparse.ArgumentParser()
+    ModelSettings.add_arguments(ap)
+    args = ap.parse_args(["--encoder", "tiny", "--trainable-layers", "2", "--no-frozen-cache"])
+    settings = ModelSettings.from_args(args)
+    assert settings == ModelSettings(encoder="tiny", trainable_layers=2, frozen_cache=False)
+    # unset flags keep a section's values
+    base = ModelSettings.from_section({"head_dim": 64}, name="model")
+    assert ModelSettings.from_args(ap.parse_args([]), base) == base
+    assert ModelSettings.from_args(ap.parse_args(settings.argv())) == settings
+
+
+def test_model_config_per_layout():
+    s = ModelSettings(encoder="tiny")
+    assert s.to_model_config("text") == {"encoder": "tiny", "dropout": 0.0}
+    assert s.to_model_config("segments") == {"encoder": "tiny", "dropout": 0.0, "trainable_layers": 0,
+                                             "head_dim": 128, "match_heads": 4}
+    assert s.cached("segments") and not s.cached("text")
