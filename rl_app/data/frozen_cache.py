@@ -5,11 +5,12 @@ frozen encoder below a cut) needs each unique instruction, page line and candida
 encoded once. :func:`build_frozen_cache` does that in a Ray Data pass over trajectory (or
 pair) parquet files, and stores the result beside the data::
 
-    <data>.frozen_cache/<fingerprint>/rows.parquet   key (token ids), n (tokens), h (float16 bytes)
-    <data>.frozen_cache/<fingerprint>/manifest.json  fingerprint, encoder, cut, token lengths, rows
+    <data>.frozen_cache/<fingerprint>-<rows>/rows.parquet   key (token ids), n (tokens), h (float16 bytes)
+    <data>.frozen_cache/<fingerprint>-<rows>/manifest.json  fingerprint, encoder, cut, token lengths, rows
 
-The directory name is :attr:`~rl_app.policy.frozen_rows.FrozenRows.fingerprint`, a hash of the
-encoder's architecture, the layer cut and the frozen weights, and the keys are the token ids
+The directory name starts with :attr:`~rl_app.policy.frozen_rows.FrozenRows.fingerprint`, a
+hash of the encoder's architecture, the layer cut and the frozen weights, followed by a hash
+of how the data was cut into rows (layout version, token lengths); the keys are the token ids
 themselves (so another tokenizer or other token lengths give other keys). A cache is read only
 into a memo of the same fingerprint (:func:`load_into` refuses any other), so a changed encoder
 or cut is never served stale rows; it builds its own cache instead. Directories are written to
@@ -18,6 +19,7 @@ a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from rl_app.env.observation import SEGMENTS_VERSION
 from rl_app.policy.frozen_rows import FrozenRows, row_key
 
 __all__ = ["CACHE_SUFFIX", "ROWS_FILE", "MANIFEST_FILE", "cache_root", "cache_dir", "load_into",
@@ -52,18 +55,27 @@ def cache_root(data_path: str | os.PathLike) -> Path:
     return path.parent / f"{path.name}{CACHE_SUFFIX}"
 
 
-def cache_dir(root: str | os.PathLike, frozen: FrozenRows) -> Path:
-    return Path(root) / frozen.fingerprint
+def cache_dir(root: str | os.PathLike, frozen: FrozenRows, observation_encoder) -> Path:
+    """``<root>/<fingerprint>-<rows key>``: the frozen weights, and which rows (layout version,
+    token lengths, tokenizer) the data set was cut into."""
+    rows = json.dumps({"version": SEGMENTS_VERSION, "segments": list(observation_encoder.segments),
+                       "action": observation_encoder.max_action_tokens, "k_max": observation_encoder.k_max,
+                       "tokenizer": str(observation_encoder.tokenizer_name)}, sort_keys=True)
+    return Path(root) / f"{frozen.fingerprint}-{hashlib.sha256(rows.encode()).hexdigest()[:8]}"
 
 
 def load_into(frozen: FrozenRows, root_or_dir: str | os.PathLike) -> int:
-    """Read the stored cache of ``frozen``'s fingerprint (under ``root_or_dir``, or that directory
-    itself) into its memo; returns the rows read (0 when no cache of that fingerprint exists).
-    A directory whose manifest names another fingerprint is refused."""
+    """Read the stored caches of ``frozen``'s fingerprint (every one under ``root_or_dir``, or
+    that directory itself) into its memo; returns the rows read (0 when none exists). A
+    directory whose manifest names another fingerprint is refused."""
     path = Path(root_or_dir)
-    directory = path if (path / MANIFEST_FILE).is_file() else path / frozen.fingerprint
-    if not (directory / MANIFEST_FILE).is_file():
-        return 0
+    if (path / MANIFEST_FILE).is_file():
+        return _load_dir(frozen, path)
+    return sum(_load_dir(frozen, d) for d in sorted(path.glob(f"{frozen.fingerprint}-*"))
+               if (d / MANIFEST_FILE).is_file())
+
+
+def _load_dir(frozen: FrozenRows, directory: Path) -> int:
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     if manifest.get("fingerprint") != frozen.fingerprint:
         raise FrozenCacheError(
@@ -157,7 +169,7 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
         raise ValueError("a frozen cache needs the segments observation layout")
     frozen = _frozen_from_source(model_source)
     root = Path(root) if root is not None else cache_root(paths[0])
-    target = root / frozen.fingerprint
+    target = cache_dir(root, frozen, observation_encoder)
     if (target / MANIFEST_FILE).is_file():
         log(f"frozen cache: {target} (hit)")
         return target
@@ -189,7 +201,7 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
                 "tokenizer": str(observation_encoder.tokenizer_name), "data": [str(Path(p).absolute()) for p in paths],
                 "keys_s": round(keys_s, 2), "build_s": round(time.perf_counter() - t0, 2)}
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{frozen.fingerprint}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = root / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         pq.write_table(table, tmp / ROWS_FILE)

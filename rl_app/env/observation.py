@@ -18,6 +18,11 @@ here):
   (:mod:`rl_app.policy.frozen_cache`). When a page has more lines than ``max_lines``, its first
   and last lines are kept (an item page ends with title, price and its buttons).
 
+In the ``segments`` layout a candidate that the page shows as already clicked (a selected
+option, a visited result: ``[clicked button]`` in ``text_rich``) reads ``selected <candidate>``:
+without it a greedy policy re-clicks a selected option or reopens the item it just left until
+the step limit, because demonstrations never show that choice.
+
 The segments are parsed back from the env's own observation string
 (:func:`state_segments`), so stored trajectories (text only) serve both layouts.
 """
@@ -33,7 +38,7 @@ import numpy as np
 
 __all__ = [
     "ObservationEncoder", "observation_space", "Layout", "LAYOUTS", "OBS_KEYS", "SegmentSizes", "StateSegments",
-    "state_segments", "DEFAULT_MAX_STATE_TOKENS", "DEFAULT_MAX_ACTION_TOKENS",
+    "state_segments", "mark_selected", "SEGMENTS_VERSION", "DEFAULT_MAX_STATE_TOKENS", "DEFAULT_MAX_ACTION_TOKENS",
 ]
 
 Layout = Literal["text", "segments"]
@@ -46,6 +51,9 @@ OBS_KEYS: dict[str, tuple[str, ...]] = {
 DEFAULT_MAX_STATE_TOKENS = 512
 DEFAULT_MAX_ACTION_TOKENS = 32
 _TOKEN_CACHE_SIZE = 50_000
+# Bumped when the segments layout's rows change (stored frozen caches are per version).
+SEGMENTS_VERSION = 2
+_SELECTED = "selected "
 
 
 class SegmentSizes(NamedTuple):
@@ -80,6 +88,17 @@ def observation_space(k_max: int, max_state_tokens: int, max_action_tokens: int,
     raise ValueError(f"unknown observation layout {layout!r}; expected one of {LAYOUTS}")
 
 
+def mark_selected(state: str, candidate_texts: Sequence[str]) -> list[str]:
+    """``selected <text>`` for each ``click[x]`` candidate whose ``x`` the page shows as clicked
+    (``[clicked button] x [clicked button_]``: a selected option or a visited result)."""
+    selected = {m.group(1).strip().lower() for line in state.split("\n") if (m := _CLICKED_RE.match(line.strip()))}
+    out = []
+    for text in candidate_texts:
+        arg = text[len("click["):text.find("]")] if text.startswith("click[") and "]" in text else None
+        out.append(f"{_SELECTED}{text}" if arg is not None and arg.lower() in selected else text)
+    return out
+
+
 class StateSegments(NamedTuple):
     instruction: str
     prev_actions: tuple[str, ...]
@@ -94,7 +113,7 @@ _HEADER_LINES = ("WebShop", "Instruction:")
 
 def _line_label(line: str) -> str:
     if m := _CLICKED_RE.match(line):
-        return f"selected {m.group(1)}"
+        return f"{_SELECTED}{m.group(1)}"
     if m := _BUTTON_RE.match(line):
         return m.group(1)
     return line
@@ -235,6 +254,8 @@ class ObservationEncoder:
             raise ValueError(f"{len(candidate_texts)} candidates exceed k_max={self.k_max}")
         action_ids = np.zeros((self.k_max, self.max_action_tokens), dtype=np.int32)
         mask = np.zeros(self.k_max, dtype=np.int8)
+        if self.layout == "segments":
+            candidate_texts = mark_selected(state, candidate_texts)
         for i, text in enumerate(candidate_texts):
             action_ids[i] = self._action_row(text)
             mask[i] = 1

@@ -233,22 +233,28 @@ class SegmentChoiceModel(nn.Module):
             def split(x):  # (..., D) -> (..., heads, D/heads), unit length per head
                 return F.normalize(x.view(*x.shape[:-1], heads, -1), dim=-1)
 
-            ci, ii = split(cand), split(instr)[owner]                            # (n, La, h, d), (n, Li, h, d)
+            # index_select, not x[owner]: its backward is an index_add, far cheaper on CPU than
+            # advanced indexing's accumulating index_put.
+            def per_candidate(x):
+                return x.index_select(0, owner)
+
+            instr_m_c = per_candidate(instr_m)
+            ci, ii = split(cand), per_candidate(split(instr))                    # (n, La, h, d), (n, Li, h, d)
             sim = torch.einsum("nahd,nihd->nhai", ci, ii)                        # (n, h, La, Li)
-            pair = cm[:, None, :, None] & instr_m[owner][:, None, None, :]
+            pair = cm[:, None, :, None] & instr_m_c[:, None, None, :]
             sim = sim.masked_fill(~pair, -2.0)
             cand_to_instr = sim.max(dim=-1).values.transpose(1, 2)               # (n, La, h)
             instr_to_cand = sim.max(dim=-2).values.transpose(1, 2)               # (n, Li, h)
             m_c = _weighted(cand_to_instr, self.candidate_weight(cand).squeeze(-1), cm)
-            m_i = _weighted(instr_to_cand, self.instruction_weight(instr[owner]).squeeze(-1), instr_m[owner])
-            ctx_lines = context[:, 1:][owner]                                    # (n, N, D)
-            lsim = torch.einsum("nhd,nlhd->nhl", split(cand_pooled), split(ctx_lines))
-            lsim = lsim.masked_fill(~line_mask[owner][:, None, :], -2.0)
+            m_i = _weighted(instr_to_cand, per_candidate(self.instruction_weight(instr).squeeze(-1)), instr_m_c)
+            context_c = per_candidate(context)                                   # (n, 1+N, D)
+            lsim = torch.einsum("nhd,nlhd->nhl", split(cand_pooled), split(context_c[:, 1:]))
+            lsim = lsim.masked_fill(~per_candidate(line_mask)[:, None, :], -2.0)
             m_l = lsim.max(dim=-1).values                                        # (n, h)
-            ctx, _ = self.attend(cand_pooled.unsqueeze(1), context[owner], context[owner],
-                                 key_padding_mask=~seq_mask[owner], need_weights=False)
+            ctx, _ = self.attend(cand_pooled.unsqueeze(1), context_c, context_c,
+                                 key_padding_mask=~per_candidate(seq_mask), need_weights=False)
             ctx = ctx.squeeze(1)
-            features = torch.cat([cand_pooled, ctx, cand_pooled * ctx, state[owner],
+            features = torch.cat([cand_pooled, ctx, cand_pooled * ctx, per_candidate(state),
                                   _MATCH_SCALE * m_c, _MATCH_SCALE * m_i, _MATCH_SCALE * m_l], dim=-1)
             logits = logits.index_copy(0, valid, self.score(features).squeeze(-1).float())
         return ChoiceOutput(logits.view(batch, k), value, state)

@@ -49,3 +49,19 @@ def test_encoder_keeps_first_and_last_lines_and_repeats_rows():
     assert decoded == ["line 0", "line 1", "line 8", "line 9"]
     assert observation_space(3, 64, 8, layout="segments", segments=sizes).contains(obs)
     assert np.array_equal(enc.encode(page, ["click[a]"])["line_ids"], obs["line_ids"])
+
+
+def test_candidates_the_page_shows_as_clicked_read_selected():
+    from rl_app.env.observation import mark_selected
+
+    page = ("Instruction:\nfind a hat\n  [clicked button] 12 [clicked button_]\n  [button] 13 [button_]\n"
+            "\n[clicked button] B0002 [clicked button_]\nRed Hat\n$9.99\n")
+    assert mark_selected(page, ["click[12] size", "click[13] size", "click[b0002] Red Hat", "click[buy now]"]) == [
+        "selected click[12] size", "click[13] size", "selected click[b0002] Red Hat", "click[buy now]"]
+    enc = ObservationEncoder("tiny", k_max=2, max_action_tokens=8, layout="segments")
+    row = enc.encode(page, ["click[12] size", "click[13] size"])["action_ids"]
+    assert enc.tokenizer.decode([t for t in row[0] if t], skip_special_tokens=True).startswith("selected click")
+    # the text layout reads candidates as given
+    assert np.array_equal(ObservationEncoder("tiny", k_max=2, max_action_tokens=8).encode(page, ["click[12] size"])[
+        "action_ids"][0], ObservationEncoder("tiny", k_max=2, max_action_tokens=8).encode("", ["click[12] size"])[
+        "action_ids"][0])
