@@ -57,10 +57,10 @@ def cache_root(data_path: str | os.PathLike) -> Path:
 
 def cache_dir(root: str | os.PathLike, frozen: FrozenRows, observation_encoder) -> Path:
     """``<root>/<fingerprint>-<rows key>``: the frozen weights, and which rows (layout version,
-    token lengths, tokenizer) the data set was cut into."""
+    token lengths) the data set was cut into. (Another tokenizer gives other ids, so other keys.)"""
     rows = json.dumps({"version": SEGMENTS_VERSION, "segments": list(observation_encoder.segments),
-                       "action": observation_encoder.max_action_tokens, "k_max": observation_encoder.k_max,
-                       "tokenizer": str(observation_encoder.tokenizer_name)}, sort_keys=True)
+                       "action": observation_encoder.max_action_tokens, "k_max": observation_encoder.k_max},
+                      sort_keys=True)
     return Path(root) / f"{frozen.fingerprint}-{hashlib.sha256(rows.encode()).hexdigest()[:8]}"
 
 
@@ -92,7 +92,7 @@ def _load_dir(frozen: FrozenRows, directory: Path) -> int:
 
 
 class _UniqueRows:
-    """Ray Data transform: text rows -> the unique token rows of their observations (as keys)."""
+    """Text rows -> the unique token rows of their observations (as keys)."""
 
     def __init__(self, encoder) -> None:
         self.encoder = encoder
@@ -152,7 +152,8 @@ def _frozen_from_source(source: dict[str, Any]) -> FrozenRows:
 
 def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, model_source: dict[str, Any], *,
                        root: Optional[str | os.PathLike] = None, log=print) -> Path:
-    """Encode every unique row of the data sets at ``paths`` once and store it (see the module doc).
+    """Encode every unique row of the data sets at ``paths`` once (in a Ray Data pass, one actor
+    holding the frozen encoder) and store it (see the module doc).
 
     Args:
         paths: trajectory or pair parquet data sets (columns ``state``, ``candidate_texts``).
@@ -177,11 +178,16 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
     from rl_app.data.io import parquet_files
 
     files = [str(f) for p in paths for f in parquet_files(Path(p))]
-    ds = ray.data.read_parquet(files).select_columns(["state", "candidate_texts"])
-    unique = ds.map_batches(_UniqueRows, fn_constructor_args=(observation_encoder,), batch_size=1024,
-                            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0)
-    keys = sorted({bytes(k) for batch in unique.iter_batches(batch_size=None, batch_format="numpy")
-                   for k in batch["key"]})
+    # The unique rows, read here (tokenizing is light and the rows must meet in one set anyway);
+    # the encoding, which is what costs, runs as a Ray Data pass below.
+    collect = _UniqueRows(observation_encoder)
+    keys_set: set[bytes] = set()
+    for f in files:
+        table = pq.read_table(f, columns=["state", "candidate_texts"])
+        for lo in range(0, table.num_rows, 1024):
+            part = table.slice(lo, 1024).to_pydict()
+            keys_set.update(collect({"state": part["state"], "candidate_texts": part["candidate_texts"]})["key"])
+    keys = sorted(keys_set)
     keys_s = time.perf_counter() - t0
     encoded = ray.data.from_items([{"key": k} for k in keys]).map_batches(
         _EncodeRows, fn_constructor_args=(model_source, frozen.fingerprint), batch_size=_ENCODE_BATCH_ROWS,

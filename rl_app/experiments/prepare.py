@@ -101,18 +101,31 @@ def subset_pairs(pairs_dir: str | os.PathLike, out: str | os.PathLike, n_episode
     return {"episodes": len(keep), "pairs": len(subset)}
 
 
+def _frozen_cache(data: Path, policy: Path, env: dict[str, Any]) -> dict[str, Any]:
+    """The frozen-row cache of a pair set (shared preparation: no DPO trial pays for it)."""
+    from rl_app.data.frozen_cache import build_frozen_cache
+    from rl_app.env.observation import ObservationEncoder
+    from rl_app.policy.checkpoint import load_checkpoint_tokenizer, read_choice_checkpoint
+
+    encoder = ObservationEncoder(load_checkpoint_tokenizer(read_choice_checkpoint(policy)),
+                                 k_max=int(env.get("k_max", 64)), max_action_tokens=int(env.get("max_action_tokens", 32)),
+                                 layout="segments")
+    return {"path": str(build_frozen_cache([data], encoder, {"checkpoint": str(policy)}, log=lambda _m: None))}
+
+
 def il_argv(demos: Path, out: Path, model: dict[str, Any], il_cfg: dict[str, Any], tokens: Sequence[str], *,
             num_gpus: float = 0) -> list[str]:
     """The ``rl_app.algorithms.il.train`` command line of the IL stage. With ``num_gpus``, one remote
     learner with that many GPUs: Ray places it on a GPU node, wherever the driver runs."""
-    argv = ["--data", str(demos), "--out", str(out), "--encoder", str(model.get("encoder", "minilm")),
+    from rl_app.experiments.settings import ModelSettings
+
+    settings = ModelSettings.from_section(model, name="model")
+    argv = ["--data", str(demos), "--out", str(out), *settings.argv(),
             "--iterations", str(il_cfg.get("iterations", 20)), "--batch-size", str(il_cfg.get("batch_size", 32)),
             "--updates-per-iteration", str(il_cfg.get("updates_per_iteration", 10)),
             "--seed", str(il_cfg.get("seed", 0)), "--eval-goals", "0", *tokens]
     if "lr" in il_cfg:
         argv += ["--lr", str(il_cfg["lr"])]
-    if "dropout" in model:
-        argv += ["--dropout", str(model["dropout"])]
     if num_gpus:
         argv += ["--num-learners", "1", "--gpus-per-learner", f"{num_gpus:g}"]
     return argv
@@ -149,7 +162,8 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     model, demos_cfg, il_cfg = preset.section("model"), preset.section("demos"), preset.section("il")
     gen_cfg, pair_cfg = preset.section("generated"), preset.section("pairs")
     tokens = ["--k-max", str(env.get("k_max", 64)), "--max-state-tokens", str(env.get("max_state_tokens", 512)),
-              "--max-action-tokens", str(env.get("max_action_tokens", 32))]
+              "--max-action-tokens", str(env.get("max_action_tokens", 32)),
+              "--observation-layout", str(env.get("observation_layout", "text"))]
     demos, il, generated = root / "demos", root / "il", root / "generated"
 
     def save() -> None:
@@ -215,6 +229,10 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         _stage(stages, f"pairs_{name}", lambda out=out: (out / "_summary.json").is_file(), make_pairs, log)
         pairs[name] = str(out)
         save()
+        if env.get("observation_layout") == "segments":
+            _stage(stages, f"frozen_cache_{name}", lambda name=name: f"frozen_cache_{name}" in stages,
+                   lambda out=out: _frozen_cache(out, il / "policy", env), log)
+            save()
     for n in data_sizes:
         out = root / f"pairs_demos_n{n}"
         _stage(stages, f"pairs_demos_n{n}", lambda out=out: (out / "_summary.json").is_file(),

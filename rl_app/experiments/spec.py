@@ -46,7 +46,11 @@ Algorithm = Literal["dpo", "ppo"]
 class TuneSettings:
     """The preset's ``tune`` section (defaults: a few CPU minutes)."""
 
-    budget_s: float = 60.0          # training wall seconds per trial
+    budget_s: float = 60.0          # training seconds per trial, in budget_unit
+    # wall: seconds of the trial's own clock from its start (build included; the paper's GPU-time
+    # matching). cpu: CPU seconds of the trial process and its env runners in train() calls
+    # (what another process's load on the machine cannot eat); the build is reported apart.
+    budget_unit: Literal["wall", "cpu"] = "wall"
     seeds: int = 2
     eval_every_s: float = 20.0      # evaluation points along the budget (plus the end)
     eval_goals: int = 50            # first N goals of eval_split
@@ -77,6 +81,8 @@ class TuneSettings:
     def validate(self) -> None:
         if self.budget_s <= 0:
             raise ValueError(f"tune.budget_s must be > 0, got {self.budget_s}")
+        if self.budget_unit not in ("wall", "cpu"):
+            raise ValueError(f"tune.budget_unit must be 'wall' or 'cpu', got {self.budget_unit!r}")
         if self.seeds < 1:
             raise ValueError(f"tune.seeds must be >= 1, got {self.seeds}")
         if self.eval_every_s <= 0 or self.eval_goals < 1:

@@ -31,7 +31,7 @@ __all__ = [
     "CONFIG_FILE", "WEIGHTS_FILE", "TOKENIZER_DIR", "FORMAT", "LoadedChoiceCheckpoint",
     "save_choice_model", "load_choice_model", "read_choice_checkpoint", "find_module_dir",
     "write_policy_files", "RUNTIME_KEYS", "apply_overrides", "model_from_checkpoint", "load_checkpoint_tokenizer",
-    "TOKEN_LENGTH_KEYS", "saved_token_lengths",
+    "TOKEN_LENGTH_KEYS", "saved_token_lengths", "saved_layout",
 ]
 
 CONFIG_FILE = "choice_config.json"
@@ -140,6 +140,12 @@ def saved_token_lengths(path: PathLike, module_id: str = "default_policy") -> di
     """
     model = json.loads((find_module_dir(path, module_id) / CONFIG_FILE).read_text()).get("model", {})
     return {key: int(model[key]) for key in TOKEN_LENGTH_KEYS if model.get(key) is not None}
+
+
+def saved_layout(path: PathLike, module_id: str = "default_policy") -> str:
+    """The observation layout a saved policy reads (``segments`` or ``text``), from its config alone."""
+    model = json.loads((find_module_dir(path, module_id) / CONFIG_FILE).read_text()).get("model", {})
+    return "segments" if model.get("kind") == "segments" else "text"
 
 
 def _read_rlmodule_state(directory: Path) -> dict[str, Any]:

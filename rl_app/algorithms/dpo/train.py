@@ -31,10 +31,14 @@ __all__ = ["main", "build_config"]
 
 def build_config(args: argparse.Namespace):
     from rl_app.algorithms.dpo import DPOConfig
+    from rl_app.policy.checkpoint import saved_layout
 
+    # DPO reads the data as its reference does: the layout is the starting policy's.
+    layout = saved_layout(args.init_checkpoint)
     config = (DPOConfig()
               .dataset(paths=args.data, updates_per_iteration=args.updates_per_iteration)
-              .observations(k_max=args.k_max, **token_lengths(args, args.init_checkpoint))
+              .observations(k_max=args.k_max, layout=layout, frozen_cache=layout == "segments",
+                            **token_lengths(args, args.init_checkpoint))
               .rl_module(model_config={"init_checkpoint": str(Path(args.init_checkpoint).absolute())})
               .dpo(beta=args.beta, loss_type=args.loss_type, label_smoothing=args.label_smoothing,
                    nll_coeff=args.nll_coeff,

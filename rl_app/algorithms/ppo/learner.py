@@ -42,7 +42,7 @@ def load_demo_arrays(path: str, env_config: dict, *, max_steps: int = MAX_DEMO_S
     if len(frame) > max_steps:
         frame = frame.sample(n=max_steps, random_state=seed)
     encoder = ObservationEncoder(env.tokenizer, k_max=env.episode.k_max, max_state_tokens=env.max_state_tokens,
-                                 max_action_tokens=env.max_action_tokens)
+                                 max_action_tokens=env.max_action_tokens, layout=env.observation_layout)
     arrays = encoder.encode_batch(list(frame["state"]), [list(c) for c in frame["candidate_texts"]])
     arrays["actions"] = frame["chosen"].to_numpy(dtype=np.int64)
     return arrays
@@ -68,8 +68,7 @@ class WebShopPPOTorchLearner(KernelSettingsLearnerMixin, CompileLearnerMixin, Au
         idx = self._demo_rng.choice(n, size=min(config.il_batch_size, n), replace=False)
         module = self.module[module_id].unwrapped()
         device = next(module.parameters()).device
-        obs = {k: torch.as_tensor(self._demo[k][idx], device=device)
-               for k in ("state_ids", "action_ids", "action_mask")}
+        obs = {k: torch.as_tensor(self._demo[k][idx], device=device) for k in self._demo if k != "actions"}
         out = module.forward_train({Columns.OBS: obs})
         il = bc_loss(out[Columns.ACTION_DIST_INPUTS], torch.as_tensor(self._demo["actions"][idx], device=device))
         self.metrics.log_dict({"losses/il": il.loss.detach(), "metrics/il_accuracy": il.accuracy},

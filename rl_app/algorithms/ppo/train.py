@@ -29,8 +29,12 @@ _LEARNER_KEYS = ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "losses/il
 def build_config(args: argparse.Namespace):
     from rl_app.algorithms.ppo import WebShopPPOConfig
 
+    from rl_app.policy.checkpoint import saved_layout
+
     env = {"catalogue": args.catalogue, "split": "train", "max_steps": args.max_steps,
            **token_lengths(args, args.init_checkpoint)}
+    # the env serves the observation layout the starting policy reads
+    env["observation_layout"] = saved_layout(args.init_checkpoint) if args.init_checkpoint else "text"
     if args.catalogue == "webshop":
         env["data_dir"] = args.data_dir
     else:
