@@ -21,7 +21,7 @@ from rl_app.env.webshop_env import WebShopEnvConfig
 __all__ = ["PRESET_DIR", "PRESETS", "Preset", "load_preset"]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "tune_configs"
-PRESETS = ("ci", "smoke", "default", "paper", "gpu10")
+PRESETS = ("ci", "smoke", "default", "paper", "gpu10", "cpu60")
 SECTIONS = ("shop", "env", "model", "demos", "il", "generated", "pairs", "dpo", "ppo", "eval", "tune")
 
 
@@ -71,4 +71,7 @@ def load_preset(name_or_path: str | os.PathLike, *, data_dir: Optional[str] = No
         preset.env_config()
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
+    from rl_app.experiments.settings import ModelSettings
+
+    ModelSettings.from_section(preset.section("model"), name="model", where=str(path))
     return preset

@@ -43,3 +43,13 @@ def test_model_config_per_layout():
     assert s.to_model_config("segments") == {"encoder": "tiny", "dropout": 0.0, "trainable_layers": 0,
                                              "head_dim": 128, "match_heads": 4}
     assert s.cached("segments") and not s.cached("text")
+
+
+def test_a_preset_with_a_misspelt_model_key_is_refused(tmp_path):
+    from rl_app.presets import load_preset
+
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("model:\n  encoder: tiny\n  trainable_layres: 0\n")
+    with pytest.raises(SettingsError, match=r"mine.yaml: unknown key 'trainable_layres' in section 'model' "
+                                            r"\(did you mean 'trainable_layers'\?\)"):
+        load_preset(bad)

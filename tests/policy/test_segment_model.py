@@ -154,3 +154,17 @@ def test_wrong_layout_observation_is_refused():
            "action_mask": torch.ones(1, 2)}
     with pytest.raises(ValueError, match="observation_layout='segments'"):
         model.forward_obs(obs)
+
+
+def test_ppo_config_serves_the_segments_layout_to_a_segments_policy(tmp_path):
+    from rl_app.algorithms.ppo import WebShopPPOConfig
+
+    policy = ChoicePolicy(_model(), _encoder().tokenizer)
+    policy.save_pretrained(tmp_path / "policy")
+    config = WebShopPPOConfig().webshop(
+        env_config={"catalogue": "synthetic", "split": "train", "observation_layout": "segments",
+                    "max_action_tokens": 10}, model_config={}, init_checkpoint=str(tmp_path / "policy"))
+    config._apply_webshop()
+    module = config.rl_module_spec.build()
+    assert module.layout == "segments" and isinstance(module.model, SegmentChoiceModel)
+    assert "line_ids" in config.rl_module_spec.observation_space.spaces

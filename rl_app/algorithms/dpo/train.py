@@ -34,7 +34,10 @@ def build_config(args: argparse.Namespace):
     from rl_app.policy.checkpoint import saved_layout
 
     # DPO reads the data as its reference does: the layout is the starting policy's.
-    layout = saved_layout(args.init_checkpoint)
+    try:
+        layout = saved_layout(args.init_checkpoint)
+    except (OSError, ValueError):
+        layout = "text"  # not a readable policy: building the module reports it, with its own message
     config = (DPOConfig()
               .dataset(paths=args.data, updates_per_iteration=args.updates_per_iteration)
               .observations(k_max=args.k_max, layout=layout, frozen_cache=layout == "segments",

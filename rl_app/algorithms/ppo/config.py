@@ -119,7 +119,8 @@ class WebShopPPOConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupCon
 
     def _apply_webshop(self) -> None:
         env = WebShopEnvConfig.from_dict(self.webshop_env_config)
-        obs_space = observation_space(env.episode.k_max, env.max_state_tokens, env.max_action_tokens)
+        obs_space = observation_space(env.episode.k_max, env.max_state_tokens, env.max_action_tokens,
+                                      layout=env.observation_layout)
         model = {"max_state_tokens": env.max_state_tokens, "max_action_tokens": env.max_action_tokens,
                  **self.webshop_model_config}
         self.environment(env=WebShopEnv, env_config=self.webshop_env_config)
