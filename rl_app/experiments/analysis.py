@@ -184,12 +184,15 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
     prepared = meta.get("prepared", {})
     il = dict(prepared.get("il_eval", {}))
     gpus = float(settings.get("gpus_per_trial", 0) or 0)
-    seconds = "GPU s" if gpus else "CPU wall s (no GPU)"
+    cpu_budget = settings.get("budget_unit", "wall") == "cpu"
+    seconds = "GPU s" if gpus else ("CPU s (trial + env runners)" if cpu_budget else "CPU wall s (no GPU)")
+    unit = ("CPU seconds of the trial process and its env runners in train() (build not charged)" if cpu_budget
+            else "training wall time")
     split, goals = settings.get("eval_split", "?"), settings.get("eval_goals", "?")
     greedy = "greedy" if settings.get("eval_greedy", True) else "sampled"
     lines = [f"# {meta.get('experiment', exp_dir.name)} ({meta.get('preset', '?')} preset)", ""]
     lines.append(f"{meta.get('machine', 'machine: not recorded')}. Each trial: {settings.get('cpus_per_trial', '?')} CPU, "
-                 f"{gpus:g} GPU, budget {settings.get('budget_s', '?')} s of training wall time; "
+                 f"{gpus:g} GPU, budget {settings.get('budget_s', '?')} s of {unit}; "
                  f"evaluation: first {goals} {split} goals, {greedy}, at the end of the budget. "
                  f"Intervals: 95% Student-t over seeds. Shared preparation (not charged to trials): "
                  f"{_prep_seconds(prepared):.0f} s.")
