@@ -22,7 +22,8 @@ from rl_app.algorithms.offline import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STA
 from rl_app.algorithms.precision import add_precision_argument
 from rl_app.env.observation import LAYOUTS
 
-__all__ = ["add_common_args", "add_token_length_args", "token_lengths", "shop_of_data", "run", "evaluate_policy_dir"]
+__all__ = ["add_common_args", "add_token_length_args", "token_lengths", "shop_of_data", "run", "evaluate_policy_dir",
+           "heldout_accuracy"]
 
 
 def shop_of_data(paths: Sequence[str]) -> Optional[dict[str, Any]]:
@@ -63,6 +64,9 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--eval-goals", type=int, default=200, help="first N goals of the split; 0 = no evaluation")
     ap.add_argument("--eval-seed", type=int, default=0, help="seed of the sampled evaluation")
     ap.add_argument("--eval-workers", type=int, default=0, help="Ray tasks playing the goals (0 = here)")
+    ap.add_argument("--heldout", default=None,
+                    help="held-out demonstrations (goals not trained on): greedy choice accuracy per decision type "
+                         "(eval/accuracy/<type>) is printed and written to eval.json")
 
 
 def add_token_length_args(ap: argparse.ArgumentParser) -> None:
@@ -122,6 +126,19 @@ def evaluate_policy_dir(policy_dir: Path, shop: dict[str, Any], *, name: str, sp
     return results
 
 
+def heldout_accuracy(policy_dir: Path, data: str) -> dict[str, Any]:
+    """Greedy choice accuracy of a saved policy per decision type on held-out demonstrations, printed."""
+    from rl_app.eval.diagnostics import DECISION_TYPES, accuracy_key, decision_accuracy, read_steps
+    from rl_app.policy.choice_policy import ChoicePolicy
+
+    steps = read_steps(Path(data))
+    result = decision_accuracy(ChoicePolicy.from_checkpoint(policy_dir), steps["state"], steps["candidate_texts"],
+                               steps["chosen"], candidates=steps["candidates"])
+    print("held-out accuracy: " + ", ".join(f"{kind} {result[accuracy_key(kind)]:.3f}"
+                                            for kind in ("all", *DECISION_TYPES) if accuracy_key(kind) in result))
+    return result
+
+
 def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[str],
         extra_summary: Optional[dict[str, Any]] = None) -> int:
     """Train ``config`` as the parsed ``args`` say, save the checkpoint and policy, evaluate."""
@@ -173,6 +190,8 @@ def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[st
           f"in {train_s:.1f} s wall (learner {summary['learner_s']:.1f} s, build {build_s:.1f} s); "
           f"saved {checkpoint} and {out / 'policy'}")
 
+    if getattr(args, "heldout", None):
+        summary["heldout"] = heldout_accuracy(out / "policy", args.heldout)
     if args.eval_goals > 0:
         summary.update(evaluate_policy_dir(out / "policy", shop, name=name, split=args.eval_split,
                                            n_goals=args.eval_goals, seed=args.eval_seed,

@@ -25,7 +25,7 @@ import numpy as np
 
 from rl_app.env.observation import state_segments
 
-__all__ = ["DECISION_TYPES", "FAILURE_KINDS", "decision_type", "decision_accuracy", "failure_kind",
+__all__ = ["DECISION_TYPES", "FAILURE_KINDS", "decision_type", "decision_accuracy", "failure_kind", "read_steps",
            "failure_counts", "accuracy_key", "main"]
 
 DECISION_TYPES = ("search", "result", "page", "subpage", "option", "back", "buy")
@@ -83,6 +83,20 @@ def decision_accuracy(policy, states: Sequence[str], candidate_texts: Sequence[S
     return out
 
 
+def read_steps(path) -> dict[str, list]:
+    """The columns :func:`decision_accuracy` reads (state, candidates, candidate_texts, chosen) of a
+    trajectory or pair data set."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rl_app.data.io import parquet_files
+
+    columns = ("state", "candidates", "candidate_texts", "chosen")
+    tables = [pq.read_table(f, columns=list(columns)) for f in parquet_files(path)]
+    table = pa.concat_tables(tables)
+    return {c: table[c].to_pylist() for c in columns}
+
+
 def failure_kind(record, goal, catalogue, prices: Optional[Mapping[str, float]] = None) -> str:
     """Why an :class:`~rl_app.eval.evaluate.EpisodeRecord` on ``goal`` is not a success (or ``success``)."""
     if record.success:
@@ -118,13 +132,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--data", required=True, help="held-out demonstration parquet (goals not trained on)")
     ap.add_argument("--out", default=None, help="write the accuracies here as JSON")
     args = ap.parse_args(argv)
-    from rl_app.data.io import read_trajectories
     from rl_app.policy.choice_policy import ChoicePolicy
 
-    frame = read_trajectories(args.data)
+    steps = read_steps(args.data)
     policy = ChoicePolicy.from_checkpoint(args.checkpoint)
-    result = decision_accuracy(policy, list(frame.state), list(frame.candidate_texts), list(frame.chosen),
-                               candidates=list(frame.candidates))
+    result = decision_accuracy(policy, steps["state"], steps["candidate_texts"], steps["chosen"],
+                               candidates=steps["candidates"])
     for kind in ("all", *DECISION_TYPES):
         if accuracy_key(kind) in result:
             print(f"{kind:>8}: accuracy {result[accuracy_key(kind)]:.3f} over {result[f'eval/steps/{kind}']} steps")

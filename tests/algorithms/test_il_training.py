@@ -131,8 +131,11 @@ def test_cli_trains_saves_and_evaluates(ray_session, demo_dir, tmp_path):
     # One update per iteration with the local learner: RLlib's single-batch path (no iterator).
     assert main(["--data", str(demo_dir), "--encoder", "tiny", "--iterations", "2", "--updates-per-iteration", "1",
                  "--batch-size", "8", "--k-max", "40", "--max-state-tokens", "96", "--max-action-tokens", "16",
-                 "--eval-split", "test", "--eval-goals", "3", "--out", str(out)]) == 0
+                 "--eval-split", "test", "--eval-goals", "3", "--heldout", str(demo_dir), "--out", str(out)]) == 0
     summary = json.loads((out / "eval.json").read_text())
+    heldout = summary["heldout"]
+    assert 0.0 <= heldout["eval/accuracy/all"] <= 1.0
+    assert heldout["eval/steps/all"] == sum(v for k, v in heldout.items() if k.startswith("eval/steps/") and k != "eval/steps/all")
     assert summary["iterations"] == 2 and summary["gradient_updates"] == 2
     assert summary["shop"]["synthetic_products"] == 300  # the data's shop, from _summary.json
     for mode in ("greedy", "sampled"):
