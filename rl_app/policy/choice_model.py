@@ -99,19 +99,39 @@ class ChoiceModelConfig:
                 raise ValueError(f"{name} must be None or a positive length, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["encoder"] = self.encoder.to_dict()
-        return d
+        return config_as_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ChoiceModelConfig":
-        d = dict(d)
+        d = with_encoder_config(d)
         d.pop("kind", None)
-        if isinstance(d.get("encoder"), Mapping):
-            d["encoder"] = EncoderConfig.from_dict(d["encoder"])
-        elif isinstance(d.get("encoder"), str):
-            d["encoder"] = EncoderConfig(name_or_path=d["encoder"])
         return cls(**d)
+
+
+def model_encoder(cfg: EncoderConfig, encoder: Optional[nn.Module] = None,
+                  bert_config: Optional[Mapping[str, Any]] = None) -> nn.Module:
+    """A choice model's encoder: ``encoder`` as given, a random-init ``bert_config`` architecture
+    (to load saved weights into), or ``cfg``'s pretrained weights."""
+    if encoder is not None:
+        return encoder
+    return build_encoder(bert_config, cfg) if bert_config is not None else load_encoder(cfg)
+
+
+def config_as_dict(config) -> dict[str, Any]:
+    """A model config dataclass as JSON-ready dict (its ``encoder`` as a dict too)."""
+    d = dataclasses.asdict(config)
+    d["encoder"] = config.encoder.to_dict()
+    return d
+
+
+def with_encoder_config(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config dict with its ``encoder`` (a dict or a name) made an :class:`EncoderConfig`."""
+    d = dict(d)
+    if isinstance(d.get("encoder"), Mapping):
+        d["encoder"] = EncoderConfig.from_dict(d["encoder"])
+    elif isinstance(d.get("encoder"), str):
+        d["encoder"] = EncoderConfig(name_or_path=d["encoder"])
+    return d
 
 
 class ChoiceOutput(NamedTuple):
@@ -224,10 +244,7 @@ class ChoiceModel(nn.Module):
         weights into) replace loading ``config.encoder``."""
         super().__init__()
         self.config = config
-        if encoder is None:
-            encoder = (build_encoder(bert_config, config.encoder) if bert_config is not None
-                       else load_encoder(config.encoder))
-        self.encoder = encoder
+        self.encoder = encoder = model_encoder(config.encoder, encoder, bert_config)
         hidden = int(encoder.config.hidden_size)
         self.max_positions = int(encoder.config.max_position_embeddings)
         self.vocab_size = int(encoder.config.vocab_size)

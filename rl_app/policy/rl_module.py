@@ -60,7 +60,7 @@ from rl_app.policy.checkpoint import (
     read_choice_checkpoint,
     write_policy_files,
 )
-from rl_app.env.observation import LAYOUTS, OBS_KEYS as LAYOUT_KEYS
+from rl_app.env.observation import OBS_KEYS as LAYOUT_KEYS
 from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
 from rl_app.policy.encoder import EncoderConfig, bert_architecture, load_tokenizer
 from rl_app.policy.models import config_from_dict, build_model

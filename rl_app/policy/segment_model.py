@@ -26,7 +26,6 @@ the IL/DPO/PPO learners use either unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -34,8 +33,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rl_app.policy.choice_model import MASKED_LOGIT, ChoiceOutput, masked_log_softmax
-from rl_app.policy.encoder import EncoderConfig, build_encoder, load_encoder
+from rl_app.policy.choice_model import (
+    MASKED_LOGIT,
+    ChoiceOutput,
+    config_as_dict,
+    masked_log_softmax,
+    model_encoder,
+    with_encoder_config,
+)
+from rl_app.policy.encoder import EncoderConfig
 from rl_app.policy.frozen_rows import FrozenRows
 
 __all__ = ["SegmentModelConfig", "SegmentChoiceModel"]
@@ -84,18 +90,11 @@ class SegmentModelConfig:
             raise ValueError("max_lines and value_hidden must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["encoder"] = self.encoder.to_dict()
-        return d
+        return config_as_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SegmentModelConfig":
-        d = dict(d)
-        if isinstance(d.get("encoder"), Mapping):
-            d["encoder"] = EncoderConfig.from_dict(d["encoder"])
-        elif isinstance(d.get("encoder"), str):
-            d["encoder"] = EncoderConfig(name_or_path=d["encoder"])
-        return cls(**d)
+        return cls(**with_encoder_config(d))
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
@@ -116,10 +115,7 @@ class SegmentChoiceModel(nn.Module):
                  bert_config: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__()
         self.config = config
-        if encoder is None:
-            encoder = (build_encoder(bert_config, config.encoder) if bert_config is not None
-                       else load_encoder(config.encoder))
-        self.encoder = encoder
+        self.encoder = encoder = model_encoder(config.encoder, encoder, bert_config)
         n_layers = int(encoder.config.num_hidden_layers)
         if config.trainable_layers > n_layers:
             raise ValueError(f"trainable_layers={config.trainable_layers} but the encoder has {n_layers} layers")
