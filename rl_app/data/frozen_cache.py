@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import torch
 
 from rl_app.env.observation import SEGMENTS_VERSION
-from rl_app.policy.frozen_rows import FrozenRows, row_key
+from rl_app.policy.frozen_rows import FrozenRows, row_key, rows_of_keys
 
 __all__ = ["CACHE_SUFFIX", "ROWS_FILE", "MANIFEST_FILE", "cache_root", "cache_dir", "load_into",
            "build_frozen_cache", "FrozenCacheError"]
@@ -91,20 +91,13 @@ def _load_dir(frozen: FrozenRows, directory: Path) -> int:
     return len(rows)
 
 
-class _UniqueRows:
-    """Text rows -> the unique token rows of their observations (as keys)."""
-
-    def __init__(self, encoder) -> None:
-        self.encoder = encoder
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        keys: set[bytes] = set()
-        for state, texts in zip(batch["state"], batch["candidate_texts"]):
-            obs = self.encoder.encode(str(state), [str(t) for t in texts][: self.encoder.k_max])
-            for name in ("instruction_ids", "line_ids", "action_ids"):
-                rows = obs[name].reshape(-1, obs[name].shape[-1])
-                keys.update(row_key(r) for r in rows if r[0] != 0)
-        return {"key": np.array(sorted(keys), dtype=object)}
+def _add_row_keys(keys: set[bytes], encoder, states, candidate_texts) -> None:
+    """Add the keys of every non-empty token row of these states' observations to ``keys``."""
+    for state, texts in zip(states, candidate_texts):
+        obs = encoder.encode(str(state), [str(t) for t in texts][: encoder.k_max])
+        for name in ("instruction_ids", "line_ids", "action_ids"):
+            rows = obs[name].reshape(-1, obs[name].shape[-1])
+            keys.update(row_key(r) for r in rows if r[0] != 0)
 
 
 class _EncodeRows:
@@ -119,11 +112,7 @@ class _EncodeRows:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         keys = [bytes(k) for k in batch["key"]]
-        width = max(len(k) // 4 for k in keys)
-        ids = np.zeros((len(keys), width), dtype=np.int64)
-        for i, k in enumerate(keys):
-            row = np.frombuffer(k, dtype=np.int32)
-            ids[i, : row.size] = row
+        ids = rows_of_keys(keys)
         order = np.argsort([len(k) for k in keys])  # similar lengths together: less padding
         states: list[Optional[torch.Tensor]] = [None] * len(keys)
         for lo in range(0, len(keys), 128):
@@ -180,13 +169,10 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
     files = [str(f) for p in paths for f in parquet_files(Path(p))]
     # The unique rows, read here (tokenizing is light and the rows must meet in one set anyway);
     # the encoding, which is what costs, runs as a Ray Data pass below.
-    collect = _UniqueRows(observation_encoder)
     keys_set: set[bytes] = set()
     for f in files:
         table = pq.read_table(f, columns=["state", "candidate_texts"])
-        for lo in range(0, table.num_rows, 1024):
-            part = table.slice(lo, 1024).to_pydict()
-            keys_set.update(collect({"state": part["state"], "candidate_texts": part["candidate_texts"]})["key"])
+        _add_row_keys(keys_set, observation_encoder, table["state"].to_pylist(), table["candidate_texts"].to_pylist())
     keys = sorted(keys_set)
     keys_s = time.perf_counter() - t0
     encoded = ray.data.from_items([{"key": k} for k in keys]).map_batches(

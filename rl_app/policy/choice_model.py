@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rl_app.policy.encoder import EncoderConfig, build_encoder, load_encoder
+from rl_app.policy.frozen_rows import parameters_below
 
 __all__ = ["MASKED_LOGIT", "ChoiceModelConfig", "ChoiceOutput", "ChoiceModel", "masked_log_softmax"]
 
@@ -258,11 +259,8 @@ class ChoiceModel(nn.Module):
             n_layers = int(encoder.config.num_hidden_layers)
             if config.trainable_layers > n_layers:
                 raise ValueError(f"trainable_layers={config.trainable_layers} but the encoder has {n_layers} layers")
-            cut = n_layers - int(config.trainable_layers)
-            for name, p in encoder.named_parameters():
-                if name.startswith("embeddings.") or (name.startswith("encoder.layer.")
-                                                      and int(name.split(".")[2]) < cut):
-                    p.requires_grad_(False)
+            for _, p in parameters_below(encoder, n_layers - int(config.trainable_layers)):
+                p.requires_grad_(False)
 
     obs_keys = ("state_ids", "action_ids", "action_mask")
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FrozenRows", "row_key", "MAX_MEMO_ROWS"]
+__all__ = ["FrozenRows", "row_key", "rows_of_keys", "parameters_below", "MAX_MEMO_ROWS"]
 
 # Rows kept before the memo starts over (a long PPO run over a large catalogue): ~1 GB of
 # float16 token states at 24 tokens x 384 dims.
@@ -38,6 +38,23 @@ def row_key(row: np.ndarray) -> bytes:
     nonzero = np.flatnonzero(row)
     n = int(nonzero[-1]) + 1 if nonzero.size else 1
     return np.ascontiguousarray(row[:n], dtype=np.int32).tobytes()
+
+
+def rows_of_keys(keys) -> np.ndarray:
+    """The 0-padded (len(keys), longest) int64 id matrix of :func:`row_key` keys."""
+    ids = np.zeros((len(keys), max(len(k) // 4 for k in keys)), dtype=np.int64)
+    for i, k in enumerate(keys):
+        row = np.frombuffer(k, dtype=np.int32)
+        ids[i, : row.size] = row
+    return ids
+
+
+def parameters_below(encoder: nn.Module, cut: int) -> Iterable[tuple[str, torch.Tensor]]:
+    """A ``transformers`` BERT's parameters below layer ``cut``: its embeddings and layers
+    ``0 .. cut - 1`` (what a model with the top layers training keeps frozen)."""
+    for name, p in encoder.named_parameters():
+        if name.startswith("embeddings.") or (name.startswith("encoder.layer.") and int(name.split(".")[2]) < cut):
+            yield name, p
 
 
 class FrozenRows:
@@ -63,12 +80,7 @@ class FrozenRows:
     # ------------------------------------------------------------------ identity
     def frozen_parameters(self) -> Iterable[tuple[str, torch.Tensor]]:
         """The parameters below the cut: embeddings and layers ``0 .. frozen_layers - 1``."""
-        for name, p in self.encoder.named_parameters():
-            if name.startswith("embeddings."):
-                yield name, p
-            elif name.startswith("encoder.layer."):
-                if int(name.split(".")[2]) < self.frozen_layers:
-                    yield name, p
+        return parameters_below(self.encoder, self.frozen_layers)
 
     @property
     def fingerprint(self) -> str:
@@ -127,12 +139,7 @@ class FrozenRows:
         if missing:
             if len(self.memo) + len(missing) > MAX_MEMO_ROWS:
                 self.memo.clear()
-            width = max(len(k) // 4 for k in missing)
-            fresh = np.zeros((len(missing), width), dtype=np.int64)
-            for i, k in enumerate(missing):
-                row = np.frombuffer(k, dtype=np.int32)
-                fresh[i, : row.size] = row
-            for k, states in zip(missing, self.encode_rows(torch.from_numpy(fresh))):
+            for k, states in zip(missing, self.encode_rows(torch.from_numpy(rows_of_keys(missing)))):
                 self.memo[k] = states
         states = [self.memo[k] for k in keys]
         hidden = nn.utils.rnn.pad_sequence(states, batch_first=True).float()
