@@ -18,6 +18,13 @@ here):
   (:mod:`rl_app.policy.frozen_cache`). When a page has more lines than ``max_lines``, its first
   and last lines are kept (an item page ends with title, price and its buttons).
 
+A page line that starts with a price (a result's row, an item page's ``Price:``) gets a mark
+after the price, ``under budget`` or ``over budget``, when the instruction states a budget
+(``... price lower than 40.00 dollars``): the lowest price shown against the stated bound.
+It is read only from the instruction text and the page, as a person reading both would, and
+gives the policy the comparison that word pieces of two numbers cannot (a price ``$38.79`` and
+a bound ``40.00`` share no token).
+
 In the ``segments`` layout a candidate that the page shows as already clicked (a selected
 option, a visited result: ``[clicked button]`` in ``text_rich``) reads ``selected <candidate>``:
 without it a greedy policy re-clicks a selected option or reopens the item it just left until
@@ -31,14 +38,14 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal, NamedTuple, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
 
 __all__ = [
     "ObservationEncoder", "observation_space", "Layout", "LAYOUTS", "OBS_KEYS", "SegmentSizes", "StateSegments",
-    "state_segments", "mark_selected", "SEGMENTS_VERSION", "DEFAULT_MAX_STATE_TOKENS", "DEFAULT_MAX_ACTION_TOKENS",
+    "state_segments", "mark_selected", "mark_price", "budget_of", "SEGMENTS_VERSION", "DEFAULT_MAX_STATE_TOKENS", "DEFAULT_MAX_ACTION_TOKENS",
 ]
 
 Layout = Literal["text", "segments"]
@@ -52,7 +59,7 @@ DEFAULT_MAX_STATE_TOKENS = 512
 DEFAULT_MAX_ACTION_TOKENS = 32
 _TOKEN_CACHE_SIZE = 50_000
 # Bumped when the segments layout's rows change (stored frozen caches are per version).
-SEGMENTS_VERSION = 2
+SEGMENTS_VERSION = 3
 _SELECTED = "selected "
 
 
@@ -109,6 +116,31 @@ _ACTION_RE = re.compile(r"^(?:search|click)\[.*\]$", re.DOTALL)
 _BUTTON_RE = re.compile(r"^\[button\] (.*) \[button_\]$")
 _CLICKED_RE = re.compile(r"^\[clicked button\] (.*) \[clicked button_\]$")
 _HEADER_LINES = ("WebShop", "Instruction:")
+_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_BUDGET_RE = re.compile(rf"(?:lower|less|cheaper) than \$?({_NUMBER})|(?:under|below) \$({_NUMBER})", re.IGNORECASE)
+_PRICE_RE = re.compile(rf"^((?:Price: )?\$({_NUMBER})(?: to \$({_NUMBER}))?)(?=\s|$)")
+UNDER_BUDGET, OVER_BUDGET = "under budget", "over budget"
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def budget_of(instruction: str) -> Optional[float]:
+    """The price bound an instruction states (``... price lower than 40.00 dollars`` -> 40.0), or None."""
+    m = _BUDGET_RE.search(instruction)
+    return _number(m.group(1) or m.group(2)) if m else None
+
+
+def mark_price(line: str, budget: Optional[float]) -> str:
+    """``"$16.05 to $40.98 B07.. title"`` -> ``"$16.05 to $40.98 under budget B07.. title"`` for
+    a budget of 40 (the lowest price shown against the bound); lines without a leading price,
+    or no budget, stay as they are."""
+    if budget is None or not (m := _PRICE_RE.match(line)):
+        return line
+    low = min(_number(x) for x in m.groups()[1:] if x)
+    mark = UNDER_BUDGET if low <= budget else OVER_BUDGET
+    return f"{m.group(1)} {mark}{line[m.end(1):]}"
 
 
 def _line_label(line: str) -> str:
@@ -239,7 +271,8 @@ class ObservationEncoder:
             return {"state_ids": self._row(state, self.max_state_tokens)}
         seg = state_segments(state)
         sizes = self.segments
-        rows = [f"last action: {a}" for a in seg.prev_actions] + list(seg.lines)
+        budget = budget_of(seg.instruction)
+        rows = [f"last action: {a}" for a in seg.prev_actions] + [mark_price(line, budget) for line in seg.lines]
         if len(rows) > sizes.lines:
             head = sizes.lines // 2
             rows = rows[:head] + rows[len(rows) - (sizes.lines - head):]

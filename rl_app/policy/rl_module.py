@@ -20,7 +20,7 @@ are ignored, near-misses of these names are errors):
   layout from its observation space) the model is the late-interaction
   :class:`~rl_app.policy.segment_model.SegmentChoiceModel`, whose frozen part is computed once
   per unique row (default 0: the whole encoder frozen); ``head_dim`` (128) and
-  ``match_heads`` (4) size its head;
+  ``match_heads`` (4) size its head; ``match_signals`` (True) adds its exact-match signals;
 * ``frozen_cache``: a directory of stored frozen-row caches (:mod:`rl_app.data.frozen_cache`);
   the one whose fingerprint matches the model's frozen weights is read into its memo;
 * ``init_checkpoint``: start from saved weights (``ChoicePolicy.save_pretrained`` dir, a
@@ -77,8 +77,9 @@ _SAVED_ARCHITECTURE = "_saved_architecture"
 _ARCH_KEYS = ("encoder", "pooling", "attention_heads", "interaction_dim", "value_hidden")
 _OWN_KEYS = ("encoder", "dropout", "gradient_checkpointing", "pooling", "attention_heads", "interaction_dim",
              "value_hidden", "max_state_tokens", "max_action_tokens", "encode_valid_only", "init_checkpoint",
-             "vf_share_encoder", "trainable_layers", "head_dim", "match_heads", "frozen_cache", _SAVED_ARCHITECTURE)
-_SEGMENT_KEYS = ("trainable_layers", "head_dim", "match_heads", "value_hidden", "max_action_tokens")
+             "vf_share_encoder", "trainable_layers", "head_dim", "match_heads", "match_signals", "frozen_cache",
+             _SAVED_ARCHITECTURE)
+_SEGMENT_KEYS = ("trainable_layers", "head_dim", "match_heads", "match_signals", "value_hidden", "max_action_tokens")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,17 @@ trains is the top ``trainable_layers`` layers (if any) and a small head:
 * **page context**: the instruction's pooled vector and the page's line vectors (plus a
   learned slot embedding) pass one transformer layer; each candidate attends over them and
   also scores its best-matching line (a result's own row with its price, a selected option);
-* ``[candidate, context, candidate * context, state, match scores]`` -> MLP -> logit, and
-  the state vector -> MLP -> V(s) for PPO.
+* **exact-match signals** (``match_signals``, on by default; the exact-match features of
+  neural rankers such as DRMM/KNRM): computed from the token ids alone, so only from what the
+  instruction and the page show. For each candidate: the share of its word pieces that occur
+  in the instruction and of the instruction's in it (plain and under the learned token
+  weights); its *own line* -- the page line holding most of its word pieces (a result's row,
+  an option's label) -- with that line's share of word pieces in the instruction, the
+  instruction's coverage by it, and its context vector. A result's title and its price mark
+  (``under budget`` / ``over budget``, written by the layout) reach the result's candidate
+  through its own line;
+* ``[candidate, context, candidate * context, state, match scores, signals]`` -> MLP ->
+  logit, and the state vector -> MLP -> V(s) for PPO.
 
 It answers the same calls as ``ChoiceModel`` (``forward_obs``, ``log_probs_obs``,
 ``value_obs``, ``config``, ``encoder``), so the RLModule, ``ChoicePolicy``, checkpoints and
@@ -49,6 +58,8 @@ __all__ = ["SegmentModelConfig", "SegmentChoiceModel"]
 SEGMENT_KEYS = ("instruction_ids", "line_ids", "action_ids", "action_mask")
 # Cosine similarities are in [-1, 1]; this scale makes the max over tokens sharp enough to read.
 _MATCH_SCALE = 10.0
+# Exact-match scalars per candidate (see ``_signals``), besides its own line's vector.
+_N_SIGNALS = 7
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class SegmentModelConfig:
             encoder, so every row's token states are computed once.
         head_dim: width of the head (projections, context layer, MLP).
         match_heads: heads of the token- and line-level matching (each head_dim/match_heads wide).
+        match_signals: add the exact-match signals and the own-line features (checkpoints
+            saved before they existed load with False).
         max_lines: line slots (the layout's ``lines``; the slot embedding covers them).
         value_hidden: width of the value head's hidden layer.
         instruction_tokens, line_tokens, max_action_tokens: the token lengths the policy was
@@ -71,6 +84,7 @@ class SegmentModelConfig:
     trainable_layers: int = 0
     head_dim: int = 128
     match_heads: int = 4
+    match_signals: bool = True
     max_lines: int = 64
     value_hidden: int = 128
     instruction_tokens: Optional[int] = None
@@ -94,12 +108,27 @@ class SegmentModelConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SegmentModelConfig":
-        return cls(**with_encoder_config(d))
+        d = with_encoder_config(d)
+        d.setdefault("match_signals", False)  # saved before the signals existed
+        return cls(**d)
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
     w = mask.to(x.dtype).unsqueeze(-1)
     return (x * w).sum(dim=dim) / w.sum(dim=dim).clamp_min(1.0)
+
+
+def _content(ids: torch.Tensor) -> torch.Tensor:
+    """The word-piece positions of 0-padded token rows ``(..., L)``: not padding, not the
+    leading ``[CLS]`` nor the trailing ``[SEP]``."""
+    present = ids != 0
+    pos = torch.arange(ids.shape[-1], device=ids.device)
+    return present & (pos >= 1) & (pos < present.sum(-1, keepdim=True) - 1)
+
+
+def _share(hit: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Share of the masked positions (last axis) that are hits."""
+    return (hit & mask).sum(-1).float() / mask.sum(-1).clamp_min(1).float()
 
 
 def _weighted(values: torch.Tensor, weight_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -139,7 +168,8 @@ class SegmentChoiceModel(nn.Module):
         self.instruction_weight = nn.Linear(d, 1)  # which instruction tokens must be matched
         self.attend = nn.MultiheadAttention(d, config.match_heads, batch_first=True)
         n_match = 3 * int(config.match_heads)
-        self.score = nn.Sequential(nn.Linear(4 * d + n_match, 2 * d), nn.GELU(), nn.Linear(2 * d, d), nn.GELU(),
+        n_signals = d + _N_SIGNALS if config.match_signals else 0
+        self.score = nn.Sequential(nn.Linear(4 * d + n_match + n_signals, 2 * d), nn.GELU(), nn.Linear(2 * d, d), nn.GELU(),
                                    nn.Linear(d, 1))
         self.value_head = nn.Sequential(nn.Linear(d, int(config.value_hidden)), nn.GELU(),
                                         nn.Linear(int(config.value_hidden), 1))
@@ -250,10 +280,54 @@ class SegmentChoiceModel(nn.Module):
             ctx, _ = self.attend(cand_pooled.unsqueeze(1), context_c, context_c,
                                  key_padding_mask=~per_candidate(seq_mask), need_weights=False)
             ctx = ctx.squeeze(1)
-            features = torch.cat([cand_pooled, ctx, cand_pooled * ctx, per_candidate(state),
-                                  _MATCH_SCALE * m_c, _MATCH_SCALE * m_i, _MATCH_SCALE * m_l], dim=-1)
+            parts = [cand_pooled, ctx, cand_pooled * ctx, per_candidate(state),
+                     _MATCH_SCALE * m_c, _MATCH_SCALE * m_i, _MATCH_SCALE * m_l]
+            if self.config.match_signals:
+                cand_ids = action_ids.long().reshape(batch * k, -1).index_select(0, valid)
+                parts += self._signals(cand_ids, cand, instruction_ids.long(), instr, line_ids.long(),
+                                       context[:, 1:], owner)
+            features = torch.cat(parts, dim=-1)
             logits = logits.index_copy(0, valid, self.score(features).squeeze(-1).float())
         return ChoiceOutput(logits.view(batch, k), value, state)
+
+    def _signals(self, cand_ids: torch.Tensor, cand: torch.Tensor, instr_ids: torch.Tensor, instr: torch.Tensor,
+                 line_ids: torch.Tensor, line_ctx: torch.Tensor, owner: torch.Tensor) -> list[torch.Tensor]:
+        """Exact-match features of the valid candidates (n): ``cand_ids`` (n, La) with their
+        projected token states ``cand`` (n, La', D) (La' <= La: trimmed to the batch's longest
+        row), the states' ``instr_ids`` (B, Li) and ``instr`` (B, Li', D), ``line_ids``
+        (B, N, Ll), the lines' context vectors ``line_ctx`` (B, N, D), ``owner`` (n,) the
+        state of each candidate. Returns [(n, _N_SIGNALS), (n, D)]."""
+        cand_ids, instr_ids = cand_ids[:, : cand.shape[1]], instr_ids[:, : instr.shape[1]]
+        cc, ic = _content(cand_ids), _content(instr_ids)
+        instr_w = self.instruction_weight(instr).squeeze(-1)                    # (B, Li')
+        # Candidate <-> instruction.
+        ii, icc = instr_ids.index_select(0, owner), ic.index_select(0, owner)
+        eq = (cand_ids[:, :, None] == ii[:, None, :]) & cc[:, :, None] & icc[:, None, :]
+        c_in_i, i_in_c = eq.any(-1), eq.any(-2)                                  # (n, La'), (n, Li')
+        c_w = self.candidate_weight(cand).squeeze(-1)
+        weighted_c = _weighted(c_in_i.float().unsqueeze(-1), c_w, cc).squeeze(-1)
+        weighted_i = _weighted(i_in_c.float().unsqueeze(-1), instr_w.index_select(0, owner), icc).squeeze(-1)
+        # Lines <-> instruction, per state (B, N).
+        lc = _content(line_ids)
+        eq_l = (line_ids[:, :, :, None] == instr_ids[:, None, None, :]) & lc[..., None] & ic[:, None, None, :]
+        line_in_instr = _share(eq_l.any(-1), lc)                                 # (B, N)
+        instr_w_l = instr_w[:, None, :].expand(-1, line_ids.shape[1], -1)
+        instr_by_line = _weighted(eq_l.any(-2).float().unsqueeze(-1), instr_w_l,
+                                  ic[:, None, :].expand_as(instr_w_l)).squeeze(-1)  # (B, N)
+        # Each candidate's own line: the one holding the largest share of its word pieces.
+        lines_c = line_ids.index_select(0, owner)                                # (n, N, Ll)
+        held = (cand_ids[:, None, :, None] == lines_c[:, :, None, :]) & lc.index_select(0, owner)[:, :, None, :]
+        held = _share(held.any(-1), cc[:, None, :].expand(-1, lines_c.shape[1], -1))  # (n, N)
+        share, own = held.max(dim=-1)                                            # (n,)
+        has_own = (share > 0).float()
+        flat = owner * line_ids.shape[1] + own
+        own_line = line_ctx.reshape(-1, line_ctx.shape[-1]).index_select(0, flat) * has_own[:, None]
+        scalars = torch.stack([
+            _share(c_in_i, cc), _share(i_in_c, icc), weighted_c, weighted_i, share,
+            line_in_instr.reshape(-1).index_select(0, flat) * has_own,
+            instr_by_line.reshape(-1).index_select(0, flat) * has_own,
+        ], dim=-1)
+        return [_MATCH_SCALE * scalars, own_line]
 
     def forward(self, obs: Mapping[str, torch.Tensor], *, with_value: bool = True) -> ChoiceOutput:
         return self.forward_obs(obs, with_value=with_value)
