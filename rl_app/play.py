@@ -107,5 +107,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """The ``rl-app-play`` console script (user errors as one line, exit 2)."""
+    from rl_app.errors import run_command
+
+    return run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -17,12 +17,17 @@ import yaml
 
 from rl_app.env.config import ShopConfig
 from rl_app.env.webshop_env import WebShopEnvConfig
+from rl_app.errors import InputError
 
-__all__ = ["PRESET_DIR", "PRESETS", "Preset", "load_preset"]
+__all__ = ["PRESET_DIR", "PRESETS", "Preset", "PresetError", "load_preset"]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "tune_configs"
 PRESETS = ("ci", "smoke", "default", "paper", "gpu10", "cpu60")
 SECTIONS = ("shop", "env", "model", "demos", "il", "generated", "pairs", "dpo", "ppo", "eval", "tune")
+
+
+class PresetError(InputError):
+    """A preset file that does not parse into the known sections and settings."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +61,13 @@ def load_preset(name_or_path: str | os.PathLike, *, data_dir: Optional[str] = No
     with path.open() as f:
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a preset is a mapping of sections")
+        raise PresetError(f"{path}: a preset is a mapping of sections")
     unknown = set(raw) - set(SECTIONS)
     if unknown:
-        raise ValueError(f"{path}: unknown sections {sorted(unknown)}; known: {list(SECTIONS)}")
+        raise PresetError(f"{path}: unknown sections {sorted(unknown)}; known: {list(SECTIONS)}")
     for name, body in raw.items():
         if not isinstance(body, dict):
-            raise ValueError(f"{path}: section {name!r} must be a mapping")
+            raise PresetError(f"{path}: section {name!r} must be a mapping")
     sections = {k: dict(v) for k, v in raw.items()}
     if data_dir is not None:
         sections.setdefault("shop", {})["data_dir"] = str(data_dir)
@@ -70,7 +75,7 @@ def load_preset(name_or_path: str | os.PathLike, *, data_dir: Optional[str] = No
     try:
         preset.env_config()
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise PresetError(f"{path}: {e}") from e
     from rl_app.experiments.settings import ModelSettings
 
     ModelSettings.from_section(preset.section("model"), name="model", where=str(path))

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from rl_app.errors import InputError
 from rl_app.experiments.spec import EXPERIMENTS
 
 __all__ = ["main", "build_parser", "run_experiment"]
@@ -56,6 +57,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     from ray import tune
 
     from rl_app.bench.machine import machine_line
+    from rl_app.env.config import ShopConfig, load_shop
     from rl_app.experiments.analysis import write_report
     from rl_app.experiments.prepare import prep_key, prepare
     from rl_app.experiments.spec import TuneSettings, trial_specs
@@ -63,7 +65,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     from rl_app.presets import load_preset
 
     if experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
+        raise InputError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
     preset = load_preset(preset_name, data_dir=data_dir)
     overrides: dict[str, Any] = {"budget_s": budget_s, "seeds": seeds, **tune_overrides}
     if experiment == "beta_sweep":
@@ -72,6 +74,8 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     storage = Path(out).absolute()
     name = name or f"{experiment}-{preset.name}"
     exp_dir = storage / name
+    # Everything a user can get wrong is checked before Ray starts and before anything is written.
+    load_shop(ShopConfig.from_dict(preset.shop_config()))
     if restart and exp_dir.exists():
         shutil.rmtree(exp_dir)
 
@@ -171,4 +175,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rl_app.errors import run_command
+
+    sys.exit(run_command(main))

@@ -21,6 +21,7 @@ from rl_app.algorithms.offline import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STA
     LEARNER_SECONDS_ITER
 from rl_app.algorithms.precision import add_precision_argument
 from rl_app.env.observation import LAYOUTS
+from rl_app.errors import InputError
 
 __all__ = ["add_common_args", "add_token_length_args", "token_lengths", "shop_of_data", "run", "evaluate_policy_dir",
            "heldout_accuracy"]
@@ -144,14 +145,23 @@ def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[st
     """Train ``config`` as the parsed ``args`` say, save the checkpoint and policy, evaluate."""
     import ray
 
+    from rl_app.data.io import parquet_files
+    from rl_app.env.config import ShopConfig, load_shop
+
+    # What the user gave is checked before Ray starts and before anything is written.
     if args.iterations < 1:
-        raise SystemExit("--iterations must be >= 1")
+        raise InputError("--iterations must be >= 1")
+    for path in [*args.data, *([args.heldout] if getattr(args, "heldout", None) else [])]:
+        parquet_files(Path(path))
     out = Path(args.out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; pass a directory")
     if args.catalogue is not None:
         shop = {"catalogue": args.catalogue, "data_dir": args.data_dir, "synthetic_products": args.synthetic_products}
     else:
         shop = shop_of_data(args.data) or {"catalogue": "synthetic", "synthetic_products": args.synthetic_products}
+    load_shop(ShopConfig.from_dict(shop))
+    out.mkdir(parents=True, exist_ok=True)
     if not ray.is_initialized():
         ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
 

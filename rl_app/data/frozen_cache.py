@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 import torch
 
 from rl_app.env.observation import SEGMENTS_VERSION
+from rl_app.errors import InputError
 from rl_app.policy.frozen_rows import FrozenRows, row_key, rows_of_keys
 
 __all__ = ["CACHE_SUFFIX", "ROWS_FILE", "MANIFEST_FILE", "cache_root", "cache_dir", "load_into",
@@ -45,7 +46,7 @@ MANIFEST_FILE = "manifest.json"
 _ENCODE_BATCH_ROWS = 512
 
 
-class FrozenCacheError(ValueError):
+class FrozenCacheError(InputError):
     """A stored cache that does not belong to the model it is loaded into."""
 
 

@@ -298,4 +298,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from rl_app.errors import run_command
+
+    raise SystemExit(run_command(main))

@@ -42,6 +42,7 @@ from typing import Any, Collection, Optional, Sequence
 
 from rl_app.data.schema import NO_SEED, UNKNOWN_REWARD, StepRecord
 from rl_app.env.goals import split_of
+from rl_app.errors import InputError
 
 __all__ = [
     "HumanDemoFormatError",
@@ -71,7 +72,7 @@ OTHER_SPLIT = "not in requested splits"
 SEARCH_WITHOUT_ACTION = "search step without actions"
 
 
-class HumanDemoFormatError(ValueError):
+class HumanDemoFormatError(InputError):
     """A human-demonstration file (or human_goals.json) does not have the expected format."""
 
 
@@ -306,4 +307,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rl_app.errors import run_command
+
+    sys.exit(run_command(main))

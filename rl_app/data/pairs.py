@@ -305,5 +305,7 @@ def _main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    from rl_app.errors import run_command
+
+    raise SystemExit(run_command(_main))
 

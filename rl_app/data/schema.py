@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from rl_app.env.goals import split_of
 from rl_app.env.types import Split
+from rl_app.errors import InputError
 
 __all__ = [
     "StepRecord",
@@ -50,7 +51,7 @@ NO_SEED = -1
 UNKNOWN_REWARD = float("nan")
 
 
-class TrajectoryValidationError(ValueError):
+class TrajectoryValidationError(InputError):
     """A step record or an episode breaks the trajectory schema."""
 
 

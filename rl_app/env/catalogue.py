@@ -15,6 +15,7 @@ naming the file and the field.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from rl_app.env.types import DEFAULT_PRICE, HumanInstruction, Product
+from rl_app.errors import InputError
 
 __all__ = [
     "Catalogue",
@@ -45,7 +47,7 @@ MAX_ASIN_LEN = 10
 DUMMY_ATTRIBUTE = "DUMMY_ATTR"
 
 
-class CatalogueError(ValueError):
+class CatalogueError(InputError):
     """A catalogue or goal file is missing, malformed, or inconsistent."""
 
 
@@ -143,8 +145,12 @@ def resolve_webshop_data_dir(data_dir: Optional[str | os.PathLike] = None) -> Pa
     """
     if data_dir is not None:
         path = Path(data_dir).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise CatalogueError(f"WebShop data directory {path} is a file; pass the directory that holds "
+                                 "resources_1k/ or items_shuffle*.json")
         if not path.is_dir():
-            raise CatalogueError(f"WebShop data directory {path} does not exist")
+            raise CatalogueError(f"WebShop data directory {path} does not exist; pass the directory that holds "
+                                 "resources_1k/ or items_shuffle*.json")
         return path
     env = os.environ.get(DATA_DIR_ENV_VAR)
     if env:
@@ -216,6 +222,9 @@ def _ins_fields(ins: Mapping[str, Any], asin: str, where: str) -> tuple[tuple[st
     if rec is None:
         return (DUMMY_ATTRIBUTE,), None, ()
     w = f"{where}[{asin!r}]"
+    if not isinstance(rec, Mapping):
+        raise CatalogueError(f"{w}: expected a JSON object (attributes, instruction, instruction_attributes), "
+                             f"got {type(rec).__name__}")
     attributes = _str_tuple(rec.get("attributes"), w, "attributes") if "attributes" in rec else (DUMMY_ATTRIBUTE,)
     instruction = rec.get("instruction")
     if instruction is not None and not isinstance(instruction, str):
@@ -232,11 +241,16 @@ def load_documents_jsonl(path: str | os.PathLike, ins_path: str | os.PathLike) -
     if not isinstance(ins, dict):
         raise CatalogueError(f"{ins_path}: expected an object keyed by asin")
     products = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for line_no, raw_line in enumerate(f, 1):
+            where = f"{path}:{line_no}"
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CatalogueError(f"{where}: not UTF-8 text (byte {e.start}: {e.reason}); re-encode the file "
+                                     "as UTF-8") from None
             if not line.strip():
                 continue
-            where = f"{path}:{line_no}"
             try:
                 doc = json.loads(line)
             except json.JSONDecodeError as e:
@@ -245,9 +259,7 @@ def load_documents_jsonl(path: str | os.PathLike, ins_path: str | os.PathLike) -
             asin = _require(p, "asin", where + " product", str)
             options_raw = _require(p, "options", where + " product", dict)
             options = tuple((str(k), _str_tuple(v, where, f"options.{k}")) for k, v in options_raw.items())
-            pricing = _require(p, "pricing", where + " product", list)
-            if not pricing or not all(isinstance(x, (int, float)) for x in pricing):
-                raise CatalogueError(f"{where}: field 'pricing' should be a non-empty list of numbers")
+            pricing = _prices(_require(p, "pricing", where + " product", list), f"{where} product {asin}")
             attributes, instruction, instruction_attributes = _ins_fields(ins, asin, str(ins_path))
             bullets = _str_tuple(_require(p, "BulletPoints", where, list), where, "BulletPoints")
             title = _require(p, "Title", where, str)
@@ -261,7 +273,7 @@ def load_documents_jsonl(path: str | os.PathLike, ins_path: str | os.PathLike) -
                 category=_require(p, "category", where, str),
                 query=_require(p, "query", where, str).lower().strip(),
                 product_category=_require(p, "product_category", where, str),
-                pricing=tuple(float(x) for x in pricing[:2]),
+                pricing=pricing,
                 price_tag=_require(p, "Price", where, str),
                 options=options,
                 attributes=attributes,
@@ -277,11 +289,29 @@ def load_documents_jsonl(path: str | os.PathLike, ins_path: str | os.PathLike) -
     return Catalogue(tuple(products), source=str(path))
 
 
+def _prices(values: list, where: str) -> tuple[float, ...]:
+    """The first two prices of a ``pricing`` list: finite numbers >= 0 (numbers or numeric strings)."""
+    out = []
+    for x in values[:2]:
+        try:
+            if isinstance(x, bool):
+                raise ValueError
+            value = float(x)
+        except (TypeError, ValueError):
+            raise CatalogueError(f"{where}: field 'pricing' holds {x!r}, not a number") from None
+        if not math.isfinite(value) or value < 0:
+            raise CatalogueError(f"{where}: field 'pricing' holds {x!r}; prices must be finite and >= 0")
+        out.append(value)
+    if not out:
+        raise CatalogueError(f"{where}: field 'pricing' should be a non-empty list of numbers")
+    return tuple(out)
+
+
 def _parse_pricing(raw: Any, where: str) -> tuple[float, ...]:
     if raw is None or raw == "" or raw == []:
         return (DEFAULT_PRICE,)
     if isinstance(raw, list):
-        return tuple(float(x) for x in raw[:2])
+        return _prices(raw, where)
     if not isinstance(raw, str):
         raise CatalogueError(f"{where}: field 'pricing' should be a string like '$12.99'")
     try:
@@ -294,7 +324,7 @@ def _parse_pricing(raw: Any, where: str) -> tuple[float, ...]:
 
 
 def product_from_raw(p: Mapping[str, Any], ins: Mapping[str, Any],
-                     human: Mapping[str, Any], where: str) -> Product:
+                     human: Mapping[str, Any], where: str, ins_where: str = "items_ins") -> Product:
     """Convert one raw ``items_shuffle`` record the way ``engine.load_products`` does."""
     asin = _require(p, "asin", where, str)
     name = _require(p, "name", where, str)
@@ -314,7 +344,7 @@ def product_from_raw(p: Mapping[str, Any], ins: Mapping[str, Any],
             options.append((opt_name.lower(), tuple(values)))
     options_t = tuple(options)
     pricing = _parse_pricing(p.get("pricing"), where)
-    attributes, instruction, instruction_attributes = _ins_fields(ins, asin, "items_ins")
+    attributes, instruction, instruction_attributes = _ins_fields(ins, asin, ins_where)
     return Product(
         asin=asin.upper(),
         name=name,
@@ -344,6 +374,8 @@ def load_raw_products(items_path: str | os.PathLike, ins_path: str | os.PathLike
     if not isinstance(raw, list):
         raise CatalogueError(f"{items_path}: expected a list of products")
     ins = _read_json(Path(ins_path))
+    if not isinstance(ins, dict):
+        raise CatalogueError(f"{ins_path}: expected an object keyed by asin")
     human = _read_json(Path(human_path)) if human_path else {}
     if num_products is not None:
         raw = raw[:num_products]
@@ -354,7 +386,7 @@ def load_raw_products(items_path: str | os.PathLike, ins_path: str | os.PathLike
         if not isinstance(asin, str) or asin == "nan" or len(asin) > MAX_ASIN_LEN or asin in seen:
             continue
         seen.add(asin)
-        products.append(product_from_raw(p, ins, human, f"{items_path}[{i}]"))
+        products.append(product_from_raw(p, ins, human, f"{items_path}[{i}]", str(ins_path)))
     if not products:
         raise CatalogueError(f"{items_path}: no usable products")
     return Catalogue(tuple(products), source=str(items_path))

@@ -71,7 +71,9 @@ def synthetic_goals(catalogue: Catalogue, prices: dict[str, float], rng: random.
         if p.instruction is None:
             continue
         if not p.instruction_attributes:
-            raise CatalogueError(f"product {p.asin}: synthetic instruction without instruction_attributes")
+            raise CatalogueError(f"{catalogue.source}: product {p.asin} has a synthetic instruction but no "
+                                 "'instruction_attributes' (its items_ins_v2*.json record); add them or drop the "
+                                 "instruction")
         upper, price_text = _price_bound(prices[p.asin], rng)
         groups = sorted(p.options)  # sorted by option name, as WebShop
         names = [name for name, _ in groups]

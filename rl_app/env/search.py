@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 import numpy as np
 
 from rl_app.env.analysis import _normalise, _raw_tokens, _stem_many, analyze, porter_stem
+from rl_app.errors import InputError
 
 if TYPE_CHECKING:
     from rl_app.env.catalogue import Catalogue
@@ -96,7 +97,7 @@ _TOPK_SEED_POSTINGS = 4_096
 _TERM_CACHE_MAX = 1_000_000
 
 
-class SearchIndexError(ValueError):
+class SearchIndexError(InputError):
     """A saved index directory is missing, incomplete, or from another format."""
 
 

@@ -59,8 +59,11 @@ BUY_NOW = "buy now"
 SUB_PAGES = ("description", "features", "reviews")
 ITEM_BUTTONS = (BACK_TO_SEARCH, PREV_PAGE) + SUB_PAGES + (BUY_NOW,)
 
-# WebShop's parse_action: greedy "name[arg]"; "search[]" does not match and is a no-op.
-_ACTION_RE = re.compile(r"(.+)\[(.+)\]", re.DOTALL)
+# WebShop's parse_action (web_agent_site/envs/web_agent_text_env.py): greedy "name[arg]"
+# matched from the start, "." not crossing a newline; "search[]" does not match and is a no-op,
+# "search[ ]" is a search (WebShop only refuses an empty argument), and an action with a
+# newline inside its brackets does not match.
+_ACTION_RE = re.compile(r"(.+)\[(.+)\]")
 
 
 def parse_action(action: str) -> tuple[str, Optional[str]]:
@@ -214,7 +217,7 @@ class ShopSession:
         name, arg = parse_action(action)
         if arg is not None:
             arg = arg.lower()
-        if name == "search" and arg is not None and arg.strip():
+        if name == "search" and arg is not None and arg != "":
             self._show_results(arg, 1)
             return StepOutcome(0.0, False, True, "search")
         clickables = self._clickable_map()

@@ -117,6 +117,10 @@ class WebShopTextEnv:
         self._require_session()
         if self.session.done or self.steps >= self.config.max_steps:
             raise RuntimeError("episode is over: call reset() before step()")
+        if isinstance(action, str):
+            # Text that UTF-8 cannot encode (a lone surrogate such as "\ud800") would reach the
+            # search engine and the tokenizer; it is replaced ("?") here, at the env's boundary.
+            action = action.encode("utf-8", "replace").decode("utf-8")
         outcome = self.session.step(action)
         if action:  # "" is the gym env's masked choice: a no-op with nothing to remember
             self.prev_actions.append(action)

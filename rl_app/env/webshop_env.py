@@ -74,6 +74,17 @@ class WebShopEnvConfig:
         )
 
 
+
+def _action_index(action: Any, n: int) -> int:
+    """The candidate index of an action: a Python or numpy integer, or a 0-d/1-element integer
+    array (what RLlib's connectors pass). Floats, strings and booleans are refused: ``1.7``
+    would silently act as 1."""
+    if isinstance(action, np.ndarray) and action.size == 1 and np.issubdtype(action.dtype, np.integer):
+        action = action.reshape(()).item()
+    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+        raise TypeError(f"action must be an integer index in [0, {n}), got {action!r} ({type(action).__name__})")
+    return int(action)
+
 class WebShopEnv(gym.Env):
     """WebShop as a gymnasium env with a masked Discrete choice over candidate actions."""
 
@@ -105,10 +116,7 @@ class WebShopEnv(gym.Env):
         return self._observe(), self._decorate(info)
 
     def step(self, action):
-        try:
-            index = int(action)
-        except (TypeError, ValueError):
-            raise TypeError(f"action must be an int in [0, {self.action_space.n}), got {action!r}") from None
+        index = _action_index(action, self.action_space.n)
         text_action = self._candidates[index] if 0 <= index < len(self._candidates) else ""
         _, reward, terminated, truncated, info = self.text_env.step(text_action)
         if text_action == "":

@@ -40,6 +40,7 @@ import numpy as np
 from rl_app.env.config import ShopConfig, load_shop
 from rl_app.env.goals import split_of
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
+from rl_app.errors import InputError
 from rl_app.eval.agents import AGENT_KINDS, AgentSpec, EvalAgent, env_rng, make_agent
 from rl_app.eval.files import atomic_write, atomic_write_text
 
@@ -250,7 +251,7 @@ def _select_goals(shop: ShopConfig, split: str, goal_indices: Optional[Sequence[
         raise ValueError("goal_indices is empty")
     bad = [g for g in chosen if not 0 <= g < len(goals) or (split != "all" and split_of(g) != split)]
     if bad:
-        raise ValueError(f"goal indices {bad[:5]} are not {split} goals (split {split!r} is "
+        raise InputError(f"goal indices {bad[:5]} are not {split} goals (split {split!r} is "
                          f"{in_split.start}..{in_split.stop - 1}); pass split='all' to evaluate any goal")
     return chosen
 
@@ -409,4 +410,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rl_app.errors import run_command
+
+    sys.exit(run_command(main))

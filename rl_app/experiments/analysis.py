@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rl_app.errors import InputError
 from rl_app.experiments.spec import EVAL_SECONDS, TRAIN_SECONDS as TRAIN_S
 
 __all__ = ["load_trials", "summarize", "write_report", "mean_ci"]
@@ -170,7 +171,7 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
     meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     trials, curves = load_trials(exp_dir)
     if trials.empty:
-        raise ValueError(f"{exp_dir}: no Tune trials found (no */params.json)")
+        raise InputError(f"{exp_dir}: no Tune trials found (no */params.json)")
     summary = summarize(trials)
     order = [arm["label"] for arm in meta.get("arms", [])]  # the experiment's own arm order
     if order:

@@ -19,10 +19,12 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
+from rl_app.errors import InputError
+
 __all__ = ["SettingsError", "Settings", "ModelSettings"]
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """A preset section or flag that the settings refuse (unknown key, wrong type)."""
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, Mapping, Optional, Sequence
 
-from rl_app.presets import Preset
+from rl_app.presets import Preset, PresetError
 
 __all__ = ["EXPERIMENTS", "TrialSpec", "TuneSettings", "trial_specs", "ExperimentName", "TRAIN_SECONDS",
            "EVAL_SECONDS"]
@@ -70,7 +70,7 @@ class TuneSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(raw) - names
         if unknown:
-            raise ValueError(f"{preset.path}: unknown tune keys {sorted(unknown)}; known: {sorted(names)}")
+            raise PresetError(f"{preset.path}: unknown tune keys {sorted(unknown)}; known: {sorted(names)}")
         for key in ("data_sizes", "betas", "loss_types"):
             if key in raw:
                 raw[key] = tuple(raw[key])
@@ -80,17 +80,17 @@ class TuneSettings:
 
     def validate(self) -> None:
         if self.budget_s <= 0:
-            raise ValueError(f"tune.budget_s must be > 0, got {self.budget_s}")
+            raise PresetError(f"tune.budget_s must be > 0, got {self.budget_s}")
         if self.budget_unit not in ("wall", "cpu"):
-            raise ValueError(f"tune.budget_unit must be 'wall' or 'cpu', got {self.budget_unit!r}")
+            raise PresetError(f"tune.budget_unit must be 'wall' or 'cpu', got {self.budget_unit!r}")
         if self.seeds < 1:
-            raise ValueError(f"tune.seeds must be >= 1, got {self.seeds}")
+            raise PresetError(f"tune.seeds must be >= 1, got {self.seeds}")
         if self.eval_every_s <= 0 or self.eval_goals < 1:
-            raise ValueError("tune.eval_every_s must be > 0 and tune.eval_goals >= 1")
+            raise PresetError("tune.eval_every_s must be > 0 and tune.eval_goals >= 1")
         if self.cpus_per_trial < 1 or self.gpus_per_trial < 0:
-            raise ValueError("tune.cpus_per_trial must be >= 1 and tune.gpus_per_trial >= 0")
+            raise PresetError("tune.cpus_per_trial must be >= 1 and tune.gpus_per_trial >= 0")
         if any(n < 1 for n in self.data_sizes) or any(b <= 0 for b in self.betas):
-            raise ValueError("tune.data_sizes must be >= 1 and tune.betas > 0")
+            raise PresetError("tune.data_sizes must be >= 1 and tune.betas > 0")
 
     def bundles(self) -> list[dict[str, float]]:
         """One trial's placement group: the trial process (learner; the GPU) + CPU bundles
@@ -123,5 +123,5 @@ def trial_specs(experiment: str, settings: TuneSettings, *, pair_sets: Sequence[
         arms = [TrialSpec(f"dpo_{loss}_beta{beta:g}", "dpo", "demos", {"beta": beta, "loss_type": loss})
                 for loss in settings.loss_types for beta in settings.betas]
     else:
-        raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
+        raise PresetError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
     return [arm for arm in arms if arm.data is None or arm.data in pair_sets]

@@ -27,6 +27,8 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 import torch
 
+from rl_app.errors import InputError
+
 __all__ = [
     "CONFIG_FILE", "WEIGHTS_FILE", "TOKENIZER_DIR", "FORMAT", "LoadedChoiceCheckpoint",
     "save_choice_model", "load_choice_model", "read_choice_checkpoint", "find_module_dir",
@@ -168,7 +170,7 @@ def read_choice_checkpoint(path: PathLike, module_id: str = "default_policy") ->
     directory = find_module_dir(path, module_id)
     payload = json.loads((directory / CONFIG_FILE).read_text())
     if payload.get("format") != FORMAT:
-        raise ValueError(f"{directory / CONFIG_FILE} is not an {FORMAT} config (format={payload.get('format')!r})")
+        raise InputError(f"{directory / CONFIG_FILE} is not an {FORMAT} config (format={payload.get('format')!r})")
     if (directory / WEIGHTS_FILE).is_file():
         from safetensors.torch import load_file
 

@@ -164,3 +164,69 @@ def test_written_synthetic_catalogue_loads_as_a_webshop_data_dir(tmp_path):
     (tmp_path / "resources_1k").mkdir()
     write_catalogue_jsonl(cat, tmp_path / "resources_1k" / "documents.jsonl")
     assert load_webshop_catalogue(tmp_path).products == cat.products
+
+
+# ----------------------------------------------------------------------------- bad input, named
+def _small_dir(tmp_path, n=12):
+    """A small-layout data dir of a synthetic catalogue; returns (docs path, ins path, lines, ins)."""
+    from rl_app.env.synthetic import generate_catalogue, write_catalogue_jsonl
+
+    (tmp_path / "resources_1k").mkdir()
+    docs = tmp_path / "resources_1k" / "documents.jsonl"
+    write_catalogue_jsonl(generate_catalogue(n, seed=1), docs)
+    ins_path = next(tmp_path.rglob("items_ins_v2*.json"))
+    return docs, ins_path, docs.read_text().splitlines(), json.loads(ins_path.read_text())
+
+
+def test_non_utf8_documents_name_file_and_line(tmp_path):
+    docs, ins_path, lines, _ = _small_dir(tmp_path)
+    docs.write_bytes(("\n".join(lines[:2]) + "\n").encode() + b'{"product": "caf\xe9"}\n')
+    with pytest.raises(CatalogueError, match=r"documents.jsonl:3: not UTF-8 text \(byte 16"):
+        load_documents_jsonl(docs, ins_path)
+
+
+def test_instruction_record_that_is_not_an_object_names_file_and_asin(tmp_path):
+    docs, ins_path, lines, ins = _small_dir(tmp_path)
+    asin = json.loads(lines[0])["product"]["asin"]
+    ins[asin] = "not a record"
+    ins_path.write_text(json.dumps(ins))
+    with pytest.raises(CatalogueError, match=rf"{ins_path.name}\['{asin}'\]: expected a JSON object.*got str"):
+        load_documents_jsonl(docs, ins_path)
+    ins[asin] = ["a", "list"]
+    ins_path.write_text(json.dumps(ins))
+    with pytest.raises(CatalogueError, match=r"got list"):
+        load_documents_jsonl(docs, ins_path)
+
+
+def test_instruction_without_attributes_names_file_product_and_field(tmp_path):
+    docs, ins_path, lines, ins = _small_dir(tmp_path)
+    asin = next(a for a, r in ins.items() if r.get("instruction"))
+    del ins[asin]["instruction_attributes"]
+    ins_path.write_text(json.dumps(ins))
+    cat = load_documents_jsonl(docs, ins_path)
+    with pytest.raises(CatalogueError, match=rf"documents.jsonl: product {asin.upper()} .*'instruction_attributes'"):
+        build_goal_set(cat, seed=0)
+
+
+@pytest.mark.parametrize("pricing, message", [
+    (["x"], "holds 'x', not a number"), ([float("nan")], "finite and >= 0"), ([-3.0], "finite and >= 0"),
+    ([True], "not a number"), ([], "non-empty list"),
+])
+def test_bad_prices_are_refused_naming_the_product(tmp_path, pricing, message):
+    docs, ins_path, lines, _ = _small_dir(tmp_path)
+    doc = json.loads(lines[4])
+    doc["product"]["pricing"] = pricing
+    lines[4] = json.dumps(doc)  # json writes NaN as a bare NaN, which Python's json reads back
+    docs.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CatalogueError, match=rf"documents.jsonl:5 product {doc['product']['asin']}.*{message}"):
+        load_documents_jsonl(docs, ins_path)
+
+
+def test_raw_layout_bad_pricing_list_and_dir_that_is_a_file(tmp_path):
+    items = [{"asin": "B0RAW00001", "name": "Socks", "pricing": ["x"]}]
+    (tmp_path / "items_shuffle_1.json").write_text(json.dumps(items))
+    (tmp_path / "items_ins_v2_1.json").write_text("{}")
+    with pytest.raises(CatalogueError, match=r"items_shuffle_1.json\[0\]: field 'pricing' holds 'x'"):
+        load_raw_products(tmp_path / "items_shuffle_1.json", tmp_path / "items_ins_v2_1.json")
+    with pytest.raises(CatalogueError, match="is a file; pass the directory"):
+        resolve_webshop_data_dir(tmp_path / "items_shuffle_1.json")

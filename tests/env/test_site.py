@@ -45,6 +45,8 @@ def test_parse_action_like_webshop():
     assert parse_action("click[< prev]") == ("click", "< prev")
     assert parse_action("search[]") == ("search[]", None)
     assert parse_action("buy") == ("buy", None)
+    assert parse_action("search[a\nb]") == ("search[a\nb]", None)  # "." does not cross a newline
+    assert parse_action("search[a] [b]") == ("search[a] ", "b")  # greedy, as WebShop's pattern
 
 
 def test_full_episode_exact_pages_and_reward(shop):
@@ -125,8 +127,8 @@ def test_paging_past_the_end_and_zero_hits(shop):
 
 
 @pytest.mark.parametrize("action", [
-    "search[]", "search[   ]", "click[search]", "click[not on page]", "buy now", "",
-    "click[]", "search", "\u2603[\u2603]"])
+    "search[]", "click[search]", "click[not on page]", "buy now", "",
+    "click[]", "search", "\u2603[\u2603]", "search[wool\nsocks]", "click[next\n>]"])
 def test_invalid_actions_are_noops(shop, action):
     s = shop.session(GOAL)
     s.step("search[wool]")
@@ -134,6 +136,15 @@ def test_invalid_actions_are_noops(shop, action):
     out = s.step(action)
     assert (out.valid, out.reward, out.done, out.kind) == (False, 0.0, False, "invalid")
     assert s.observation("text_rich") == before
+
+
+def test_blank_search_is_a_search_as_in_webshop(shop):
+    # WebShop refuses only an empty argument (``action_arg != ''``): "search[ ]" searches for
+    # nothing and shows an empty results page.
+    s = shop.session(GOAL)
+    out = s.step("search[   ]")
+    assert (out.valid, out.kind) == (True, "search") and s.page == "results"
+    assert "Page 1 (Total results: 0)" in s.observation("text")
 
 
 def test_search_works_from_any_page_and_odd_queries(shop):

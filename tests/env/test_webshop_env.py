@@ -54,6 +54,31 @@ def test_masked_action_is_a_noop(env):
     assert np.array_equal(obs["state_ids"], before)
 
 
+@pytest.mark.parametrize("action", [float("inf"), "0", 1.7, True, np.float64(2.9), None, np.bool_(True)])
+def test_action_must_be_an_integer(env, action):
+    env.reset(seed=0)
+    with pytest.raises(TypeError, match="action must be an integer index in"):
+        env.step(action)
+
+
+@pytest.mark.parametrize("action", [2, np.int64(2), np.int32(2), np.array(2), np.array([2])])
+def test_integer_actions_of_any_integer_type_act_alike(env, action):
+    env.reset(seed=0)
+    expected = env.candidates[2]
+    env.step(action)
+    assert env.text_env.prev_actions[-1] == expected
+
+
+def test_unencodable_search_text_is_replaced_at_the_boundary(env):
+    # A lone surrogate cannot be UTF-8 encoded; it becomes "?" before the search engine and the
+    # observation's tokenizer see it.
+    env.reset(seed=0)
+    _, _, _, _, info = env.text_env.step("search[\ud800 wool]")
+    assert info["valid"] and env.text_env.prev_actions[-1] == "search[? wool]"
+    obs = env.encoder.encode(env.text_env.observation(), env.candidate_texts())
+    assert obs["action_mask"].sum() > 0
+
+
 def test_seeded_reset_draws_the_same_goals(env):
     first = [env.reset(seed=s)[1]["goal_index"] for s in range(5)]
     again = [env.reset(seed=s)[1]["goal_index"] for s in range(5)]

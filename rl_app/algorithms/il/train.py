@@ -75,4 +75,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rl_app.errors import run_command
+
+    sys.exit(run_command(main))
