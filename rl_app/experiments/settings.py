@@ -100,6 +100,7 @@ class ModelSettings(Settings):
             of the training data once, store it beside the data and read it into the learners.
         head_dim: width of the segments model's late-interaction head.
         match_heads: heads of its token- and line-level matching.
+        match_signals: its exact-match signals (off: the learned matching alone, the ablation).
     """
 
     encoder: str = _setting("minilm", "minilm, tiny, or a BERT name/path")
@@ -109,6 +110,8 @@ class ModelSettings(Settings):
     frozen_cache: bool = _setting(True, "segments layout: cache the frozen part of every unique data row", kind=bool)
     head_dim: int = _setting(128, "segments model: width of its late-interaction head", kind=int)
     match_heads: int = _setting(4, "segments model: heads of its token/line matching", kind=int)
+    match_signals: bool = _setting(True, "segments model: exact-match signals (word pieces shared with the "
+                                         "instruction, each candidate's own page line)", kind=bool)
 
     def __post_init__(self) -> None:
         if not isinstance(self.encoder, str) or not self.encoder:
@@ -126,7 +129,7 @@ class ModelSettings(Settings):
         config: dict[str, Any] = {"encoder": self.encoder, "dropout": float(self.dropout)}
         if layout == "segments":
             config.update(trainable_layers=int(self.trainable_layers or 0), head_dim=int(self.head_dim),
-                          match_heads=int(self.match_heads))
+                          match_heads=int(self.match_heads), match_signals=bool(self.match_signals))
         elif self.trainable_layers is not None:
             config["trainable_layers"] = int(self.trainable_layers)
         return config

@@ -65,3 +65,25 @@ def test_candidates_the_page_shows_as_clicked_read_selected():
     assert np.array_equal(ObservationEncoder("tiny", k_max=2, max_action_tokens=8).encode(page, ["click[12] size"])[
         "action_ids"][0], ObservationEncoder("tiny", k_max=2, max_action_tokens=8).encode("", ["click[12] size"])[
         "action_ids"][0])
+
+
+def test_prices_are_marked_against_the_instructions_budget():
+    from rl_app.env.observation import OVER_BUDGET, UNDER_BUDGET, budget_of, mark_price
+
+    assert budget_of("Find me socks, and price lower than 40.00 dollars") == 40.0
+    assert budget_of("socks under $1,200") == 1200.0 and budget_of("Find me socks") is None
+    assert mark_price("$16.05 to $40.98 B07HRFSNL4 Nautica", 40.0) == f"$16.05 to $40.98 {UNDER_BUDGET} B07HRFSNL4 Nautica"
+    assert mark_price("$41.00 B0X Hat", 40.0) == f"$41.00 {OVER_BUDGET} B0X Hat"
+    assert mark_price("Price: $40.00", 40.0) == f"Price: $40.00 {UNDER_BUDGET}"
+    assert mark_price("Back to Search", 40.0) == "Back to Search" and mark_price("$5 B0X", None) == "$5 B0X"
+
+
+def test_encoded_result_rows_carry_the_price_mark():
+    from rl_app.env.observation import ObservationEncoder, SegmentSizes
+
+    page = ("Instruction:\nFind me a hat, and price lower than 20.00 dollars\n[button] Back to Search [button_]\n"
+            "\n[button] B0001 [button_]\nRed Hat\n$12.50\n\n[button] B0002 [button_]\nBlue Hat\n$25.00\n")
+    enc = ObservationEncoder("tiny", k_max=2, layout="segments", segments=SegmentSizes(16, 4, 16))
+    obs = enc.encode(page, ["click[b0001]", "click[b0002]"])
+    rows = [enc.tokenizer.decode(r, skip_special_tokens=True) for r in obs["line_ids"] if r[0]]
+    assert rows[1:] == ["$ 12. 50 under budget b0001 red hat", "$ 25. 00 over budget b0002 blue hat"]

@@ -41,8 +41,9 @@ def test_model_config_per_layout():
     s = ModelSettings(encoder="tiny")
     assert s.to_model_config("text") == {"encoder": "tiny", "dropout": 0.0}
     assert s.to_model_config("segments") == {"encoder": "tiny", "dropout": 0.0, "trainable_layers": 0,
-                                             "head_dim": 128, "match_heads": 4}
+                                             "head_dim": 128, "match_heads": 4, "match_signals": True}
     assert s.cached("segments") and not s.cached("text")
+    assert ModelSettings(encoder="tiny", match_signals=False).to_model_config("segments")["match_signals"] is False
 
 
 def test_a_preset_with_a_misspelt_model_key_is_refused(tmp_path):

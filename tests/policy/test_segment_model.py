@@ -195,3 +195,33 @@ def test_rllib_module_checkpoint_round_trip_is_identical(tmp_path):
     policy = ChoicePolicy.from_checkpoint(tmp_path / "module")
     np.testing.assert_allclose(policy.probs(STATES[1], CANDIDATES),
                                torch.softmax(after[1], -1).double().numpy(), atol=1e-5)
+
+
+def test_exact_match_signals_by_hand():
+    model = _model()
+    d = model.config.head_dim
+    instr_ids = torch.tensor([[101, 5, 6, 7, 102, 0]])
+    cand_ids = torch.tensor([[101, 5, 6, 102], [101, 9, 102, 0]])
+    lines = torch.tensor([[[101, 9, 9, 102, 0, 0], [101, 5, 6, 8, 102, 0], [0, 0, 0, 0, 0, 0]]])
+    line_ctx = torch.arange(3 * d, dtype=torch.float32).view(1, 3, d)
+    # zero token states: the learned token weights are uniform, so weighted shares equal plain ones
+    scalars, own_line = model._signals(cand_ids, torch.zeros(2, 4, d), instr_ids, torch.zeros(1, 6, d), lines,
+                                       line_ctx, torch.tensor([0, 0]))
+    third = 2 / 3
+    # [cand in instr, instr in cand, both weighted, own line's share, its share in instr, instr covered by it]
+    torch.testing.assert_close(scalars / 10.0, torch.tensor([[1.0, third, 1.0, third, 1.0, third, third],
+                                                             [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]]))
+    # candidate 0's own line is the row holding its word pieces (line 1), candidate 1's is line 0
+    torch.testing.assert_close(own_line, torch.stack([line_ctx[0, 1], line_ctx[0, 0]]))
+
+
+def test_signals_can_be_switched_off_and_older_configs_load_without_them():
+    with_signals = _model()
+    assert with_signals.config.match_signals
+    old = SegmentModelConfig.from_dict({k: v for k, v in with_signals.config.to_dict().items() if k != "match_signals"})
+    assert old.match_signals is False
+    without = SegmentChoiceModel(old)
+    n_in = {m.score[0].in_features for m in (with_signals, without)}
+    assert n_in == {without.score[0].in_features, without.score[0].in_features + 32 + 7}
+    obs, actions = _batch(STATES, CHOICES)
+    assert torch.isfinite(without.log_probs_obs(obs)[obs["action_mask"] != 0]).all()
