@@ -56,6 +56,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     """Prepare, run (or resume) the trials of ``experiment`` and write its report; returns its directory."""
     from ray import tune
 
+    from rl_app.algorithms.notices import silence_harmless_notices
     from rl_app.bench.machine import machine_line
     from rl_app.env.config import ShopConfig, load_shop
     from rl_app.experiments.analysis import write_report
@@ -74,6 +75,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     storage = Path(out).absolute()
     name = name or f"{experiment}-{preset.name}"
     exp_dir = storage / name
+    silence_harmless_notices()
     # Everything a user can get wrong is checked before Ray starts and before anything is written.
     load_shop(ShopConfig.from_dict(preset.shop_config()))
     if restart and exp_dir.exists():

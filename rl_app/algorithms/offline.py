@@ -49,6 +49,7 @@ from ray.rllib.utils.metrics import LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFET
 
 from rl_app.algorithms.determinism import DeterminismConfigMixin, kernel_settings_kept
 from rl_app.algorithms.gradients import LRWarmupConfigMixin
+from rl_app.algorithms.notices import silence_harmless_notices
 from rl_app.algorithms.precision import PrecisionConfigMixin
 from rl_app.env.candidates import DEFAULT_K_MAX
 from rl_app.env.observation import (
@@ -247,6 +248,7 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
+        silence_harmless_notices()  # RLlib's validate() logs its new-API-stack notice
         super().validate()
         self._validate_precision()
         self._validate_lr_warmup()

@@ -237,7 +237,8 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
         ds = ray.data.from_pandas(frame.reset_index(drop=True))
         ds = ds.map_batches(ReferenceLogProbs, fn_constructor_kwargs={"checkpoint": str(reference),
                                                                       "batch_size": batch_size},
-                            batch_size=batch_size * 4, batch_format="numpy", concurrency=1, num_gpus=num_gpus)
+                            batch_size=batch_size * 4, batch_format="numpy",
+                            compute=ray.data.ActorPoolStrategy(size=1), num_gpus=num_gpus)
         ds = ds.map_batches(step_pairs, fn_kwargs={"num_rejected": num_rejected, "seed": seed, "rejected": rejected},
                             batch_format="numpy")
         pairs = ds.to_pandas()

@@ -381,7 +381,7 @@ def _reference_pass(steps: pd.DataFrame, reference: str, *, batch_size: int, use
 
         ds = ray.data.from_pandas(steps[columns].reset_index(drop=True))
         ds = ds.map_batches(ReferenceLogProbs, fn_constructor_kwargs={"checkpoint": reference, "batch_size": batch_size},
-                            batch_size=batch_size * 4, batch_format="numpy", concurrency=1)
+                            batch_size=batch_size * 4, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1))
         ds = ds.map_batches(chosen_ref_logp, batch_format="numpy")
         scored = ds.to_pandas()
     else:

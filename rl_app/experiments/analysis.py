@@ -6,14 +6,15 @@ Reads Tune's per-trial ``params.json`` / ``result.json`` and the run's ``experim
 writes into the directory:
 
 * ``report.md``: per arm, score and success rate at the end of the budget (mean over seeds
-  and a 95% Student-t interval; one seed gives no interval), learner seconds and GPU
-  seconds (the trial's training wall seconds while holding its GPU; on a CPU-only run they
-  are CPU wall seconds, and the table says so), beside the IL start every arm shares.
+  and a 95% Student-t interval; one seed gives no interval), learner seconds and the budget
+  clock's seconds (``train_s``: GPU seconds when trials hold a GPU, else CPU seconds or CPU
+  wall seconds as ``tune.budget_unit`` says; the table's header names which), beside the IL
+  start every arm shares.
 * ``summary.csv`` (that table), ``trials.csv`` (one row per trial), ``curves.csv`` (every
   evaluation point).
-* ``success_vs_gpu_s.png`` and ``score_vs_gpu_s.png``: one line per arm (mean over seeds at
-  each evaluation point, starting from the IL agent at 0 s) with a band from the lowest to
-  the highest seed.
+* ``success_vs_train_s.png`` and ``score_vs_train_s.png``: one line per arm over the budget
+  clock (mean at each evaluation point over the same seeds the table averages, starting from
+  the IL agent at 0 s) with a band from the lowest to the highest seed.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
         rows.append({"arm": arm, "seeds": int(len(trials[trials["arm"] == arm])), "complete": int(len(complete)),
                      "score": score[0], "score_ci_low": score[1], "score_ci_high": score[2],
                      "success_rate": success[0], "success_ci_low": success[1], "success_ci_high": success[2],
-                     "learner_s": float(group["learner_s"].mean()), "gpu_s": float(group["train_s"].mean()),
+                     "learner_s": float(group["learner_s"].mean()), "train_s": float(group["train_s"].mean()),
                      "eval_s": float(group["eval_s"].mean())})
     return pd.DataFrame(rows)
 
@@ -140,6 +141,9 @@ def _plot(curves: pd.DataFrame, il: dict[str, Any], metric: str, ylabel: str, xl
         ax.fill_between(x, low, high, alpha=0.2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    top = max(float(np.nanmax(curves[metric].to_numpy())) * scale if len(curves) else 0.0,
+              (start or 0.0) * scale)
+    ax.set_ylim(0.0, max(1.05 * top, 1.0))  # rates and scores are >= 0; an all-zero curve keeps a 0..1 axis
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -148,6 +152,17 @@ def _plot(curves: pd.DataFrame, il: dict[str, Any], metric: str, ylabel: str, xl
     plt.close(fig)
     os.replace(tmp, path)
     return True
+
+
+def _table_seeds(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation points of the seeds :func:`summarize` averages (an arm's complete seeds
+    when it has any), so a curve ends where the table's row is."""
+    keep = set()
+    for arm, group in trials.groupby("arm", sort=False):
+        complete = group[group["complete"]]
+        keep |= {(arm, seed) for seed in (complete if len(complete) else group)["seed"]}
+    mask = [(a, s) in keep for a, s in zip(curves["arm"], curves["seed"])]
+    return curves[mask]
 
 
 def _write(path: Path, text: str) -> None:
@@ -208,7 +223,7 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
         lines.append(f"| {row.arm} | {row.seeds} ({row.complete}) | "
                      f"{_interval(row.score, row.score_ci_low, row.score_ci_high)} | "
                      f"{_interval(row.success_rate, row.success_ci_low, row.success_ci_high, 100.0)} | "
-                     f"{row.learner_s:.0f} | {row.gpu_s:.0f} |")
+                     f"{row.learner_s:.0f} | {row.train_s:.0f} |")
     stages = prepared.get("stages", {})
     gen = stages.get("generated")
     if gen:
@@ -222,8 +237,8 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
     if not curves.empty:
         xlabel = f"training {seconds} per trial"
         for metric, ylabel, scale in (("success_rate", "success rate (%)", 100.0), ("score", "score", 1.0)):
-            path = exp_dir / f"{metric.split('_')[0]}_vs_gpu_s.png"
-            if _plot(curves, il, metric, ylabel, xlabel, path, scale):
+            path = exp_dir / f"{metric.split('_')[0]}_vs_train_s.png"
+            if _plot(_table_seeds(curves, trials), il, metric, ylabel, xlabel, path, scale):
                 plots.append(path.name)
     if plots:
         lines += [""] + [f"![{p}]({p})" for p in plots]

@@ -8,9 +8,11 @@ sampling or data loading, and updates all count: DECISIONS.md 8). At every
 algorithm (Tune keeps it: an interrupted experiment resumes from there with its clock and
 curve), and plays the first ``eval_goals`` goals of ``eval_split`` with the current policy.
 
-Every report carries ``time/train_s`` (the budget clock; "GPU seconds" when the trial holds
-a GPU), ``time/learner_s`` (learner-only seconds), ``time/eval_s`` and, at evaluation
-points, ``eval/score`` and ``eval/success_rate``.
+Every report starts with what Tune's status table shows (its first four numbers):
+``last_eval/score`` and ``last_eval/success_rate`` (the latest evaluation; NaN before the
+first), ``time/train_s`` (the budget clock) and ``time/budget_left_s``; then
+``time/learner_s`` (learner-only seconds), ``time/eval_s`` and, at evaluation points,
+``eval/score`` and ``eval/success_rate``.
 """
 
 from __future__ import annotations
@@ -221,9 +223,14 @@ def run_trial(config: dict[str, Any]) -> None:
             state["learner_s"] += float(result.get(LEARNER_SECONDS_ITER, 0.0))
             state["iteration"] += 1
             done = state["train_s"] >= budget_s or 0 < max_iterations <= state["iteration"]
+            # Tune's status table shows the first four numbers of a report: the ones a user follows
+            # (``eval/*`` itself is only in the reports of evaluation points).
             metrics: dict[str, Any] = {
+                "last_eval/score": state.get("score", float("nan")),
+                "last_eval/success_rate": state.get("success", float("nan")),
+                TRAIN_SECONDS: state["train_s"], "time/budget_left_s": max(0.0, budget_s - state["train_s"]),
                 **_iteration_metrics(result, trial["algorithm"]), "iteration": state["iteration"],
-                TRAIN_SECONDS: state["train_s"], LEARNER_SECONDS: state["learner_s"], "time/build_s": state["build_s"],
+                LEARNER_SECONDS: state["learner_s"], "time/build_s": state["build_s"],
                 "resumed": state["resumed"], "env_runner_nodes": len(set(nodes)), "done": done}
             if not (done or state["train_s"] >= state["next_eval_s"]):
                 metrics[EVAL_SECONDS] = state["eval_s"]
@@ -237,6 +244,7 @@ def run_trial(config: dict[str, Any]) -> None:
             point = work / f"point_{state['evaluations']:04d}"
             algo.save_to_path(str(point / ALGO_DIR))
             metrics.update(_evaluate(point / ALGO_DIR, trial, work / "eval"))
+            state["score"], state["success"] = metrics["eval/score"], metrics["eval/success_rate"]
             state["eval_s"] += time.perf_counter() - eval_start
             metrics[EVAL_SECONDS] = state["eval_s"]
             (point / STATE_FILE).write_text(json.dumps(state))

@@ -198,6 +198,12 @@ def validate_spaces(observation_space: Any, action_space: Any) -> tuple[int, int
 class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
     """The BERT choice policy + value head over WebShopEnv observations."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from rl_app.algorithms.notices import silence_harmless_notices
+
+        silence_harmless_notices()  # before RLlib's __init__ logs its own deprecation notice
+        super().__init__(*args, **kwargs)
+
     # ------------------------------------------------------------------ construction
     def setup(self) -> None:
         # Spaces first: a wrong env fails before any encoder loads (STYLE 7).

@@ -58,10 +58,16 @@ def test_report_tables_and_plots(tmp_path):
     summary = summarize(trials).set_index("arm")
     assert summary.loc["dpo_demos", "score"] == 20.0 and summary.loc["dpo_demos", "complete"] == 3
     assert summary.loc["dpo_demos", "score_ci_high"] == pytest.approx(44.8414, abs=1e-3)
-    assert summary.loc["dpo_demos", "learner_s"] == 10.0 and summary.loc["dpo_demos", "gpu_s"] == 20.0
+    assert summary.loc["dpo_demos", "learner_s"] == 10.0 and summary.loc["dpo_demos", "train_s"] == 20.0
     # ppo: seed 0 ends at 60 / 0.5; seed 1 was cut after its first evaluation and is left out
     assert summary.loc["ppo", "score"] == 60.0 and summary.loc["ppo", "success_rate"] == 0.5
     assert summary.loc["ppo", "seeds"] == 2 and summary.loc["ppo", "complete"] == 1
+    # the plots draw the seeds the table averages: ppo's interrupted seed 1 is left out there too
+    from rl_app.experiments.analysis import _table_seeds
+
+    plotted = _table_seeds(curves, trials)
+    assert sorted(set(zip(plotted["arm"], plotted["seed"]))) == [("dpo_demos", 0), ("dpo_demos", 1),
+                                                                 ("dpo_demos", 2), ("ppo", 0)]
 
     report = write_report(exp).read_text()
     assert "| IL start | - | 40.0 | 10.0 |" in report
@@ -72,7 +78,7 @@ def test_report_tables_and_plots(tmp_path):
     assert "generated: 30 pairs (rejected = pi_ref's top other action; 2 without one)" in report
     for name in ("summary.csv", "trials.csv", "curves.csv"):
         assert len(pd.read_csv(exp / name)) in (2, 5, 9)
-    for name in ("success_vs_gpu_s.png", "score_vs_gpu_s.png"):
+    for name in ("success_vs_train_s.png", "score_vs_train_s.png"):
         png = (exp / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 

@@ -80,7 +80,7 @@ def _check_report(exp_dir: Path, budget_s: float) -> None:
     report = (exp_dir / "report.md").read_text()
     for arm in ("IL start", "dpo_demos", "dpo_generated", "ppo"):
         assert f"| {arm} |" in report
-    for name in ("summary.csv", "trials.csv", "curves.csv", "success_vs_gpu_s.png", "score_vs_gpu_s.png"):
+    for name in ("summary.csv", "trials.csv", "curves.csv", "success_vs_train_s.png", "score_vs_train_s.png"):
         assert (exp_dir / name).stat().st_size > 0
     assert list(exp_dir.glob("*/events.out.tfevents.*")), "no TensorBoard logs"
 

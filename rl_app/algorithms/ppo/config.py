@@ -26,6 +26,7 @@ from ray.rllib.algorithms.ppo import PPOConfig
 
 from rl_app.algorithms.determinism import DeterminismConfigMixin
 from rl_app.algorithms.gradients import LRWarmupConfigMixin
+from rl_app.algorithms.notices import silence_harmless_notices
 from rl_app.algorithms.precision import PrecisionConfigMixin
 from rl_app.env.observation import observation_space
 from rl_app.env.webshop_env import WebShopEnv, WebShopEnvConfig
@@ -127,6 +128,7 @@ class WebShopPPOConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupCon
         self.rl_module(rl_module_spec=module_spec(obs_space, gym.spaces.Discrete(env.episode.k_max), model))
 
     def validate(self) -> None:
+        silence_harmless_notices()  # RLlib's validate() logs its new-API-stack notice
         super().validate()
         self._validate_precision()
         self._validate_lr_warmup()
