@@ -54,7 +54,15 @@ class Prepared:
 def prep_key(preset: Preset) -> str:
     """A short hash of everything the prepared data depend on (not the evaluation settings:
     the IL agent's evaluation is kept per split / goals / mode inside the prepared dir)."""
-    payload = {name: preset.section(name) for name in _PREP_SECTIONS}
+    from rl_app.env.observation import SEGMENTS_VERSION
+    from rl_app.experiments.settings import ModelSettings
+
+    payload: dict[str, Any] = {name: preset.section(name) for name in _PREP_SECTIONS}
+    # the model as built (defaults included: a new default is a new IL agent), and the
+    # segments layout's version (its rows are the model's input)
+    payload["model"] = dataclasses.asdict(ModelSettings.from_section(preset.section("model"), name="model"))
+    if preset.section("env").get("observation_layout") == "segments":
+        payload["segments_version"] = SEGMENTS_VERSION
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return digest[:10]
 

@@ -52,6 +52,26 @@ def test_prep_key_follows_the_stage_settings():
     assert prep_key(ci) == prep_key(load_preset("ci", data_dir=None))
 
 
+def test_prep_key_follows_model_defaults_and_the_layout_version(monkeypatch):
+    import dataclasses
+
+    import rl_app.env.observation as observation
+
+    smoke = load_preset("smoke")
+    key = prep_key(smoke)
+    # spelling out a default does not change the key; a changed default or layout version does
+    explicit = dataclasses.replace(smoke, sections={**smoke.sections, "model": {**smoke.section("model"),
+                                                                              "match_signals": True}})
+    assert prep_key(explicit) == key
+    monkeypatch.setattr(observation, "SEGMENTS_VERSION", observation.SEGMENTS_VERSION + 1)
+    assert prep_key(smoke) != key
+    monkeypatch.undo()
+    # a model setting the preset leaves at its default is in the key as that default
+    changed = dataclasses.replace(smoke, sections={**smoke.sections, "model": {**smoke.section("model"),
+                                                                             "match_signals": False}})
+    assert prep_key(changed) != key
+
+
 def test_subset_pairs_keeps_whole_episodes(tmp_path):
     from rl_app.data.pairs import PAIR_SCHEMA, _frame_to_table
 
