@@ -38,7 +38,7 @@ from rl_app.errors import InputError
 from rl_app.policy.frozen_rows import FrozenRows, row_key, rows_of_keys
 
 __all__ = ["CACHE_SUFFIX", "ROWS_FILE", "MANIFEST_FILE", "cache_root", "cache_dir", "load_into",
-           "build_frozen_cache", "FrozenCacheError"]
+           "load_into_policy", "build_frozen_cache", "FrozenCacheError"]
 
 CACHE_SUFFIX = ".frozen_cache"
 ROWS_FILE = "rows.parquet"
@@ -74,6 +74,17 @@ def load_into(frozen: FrozenRows, root_or_dir: str | os.PathLike) -> int:
         return _load_dir(frozen, path)
     return sum(_load_dir(frozen, d) for d in sorted(path.glob(f"{frozen.fingerprint}-*"))
                if (d / MANIFEST_FILE).is_file())
+
+
+def load_into_policy(policy, *roots: Optional[str | os.PathLike]) -> int:
+    """Read the stored caches under ``roots`` (None entries skipped) into a
+    :class:`~rl_app.policy.choice_policy.ChoicePolicy`'s frozen-row memo, so it plays or scores
+    without re-encoding rows seen in training data; returns the rows read (0 for a policy of the
+    text layout, which has no memo)."""
+    frozen = getattr(policy.model, "frozen", None)
+    if not isinstance(frozen, FrozenRows):
+        return 0
+    return sum(load_into(frozen, root) for root in roots if root is not None and Path(root).exists())
 
 
 def _load_dir(frozen: FrozenRows, directory: Path) -> int:
@@ -141,7 +152,8 @@ def _frozen_from_source(source: dict[str, Any]) -> FrozenRows:
 
 
 def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, model_source: dict[str, Any], *,
-                       root: Optional[str | os.PathLike] = None, log=print) -> Path:
+                       root: Optional[str | os.PathLike] = None, reuse: Sequence[str | os.PathLike] = (),
+                       log=print) -> Path:
     """Encode every unique row of the data sets at ``paths`` once (in a Ray Data pass, one actor
     holding the frozen encoder) and store it (see the module doc).
 
@@ -151,6 +163,8 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
             training will read the data with (its token lengths decide the rows).
         model_source: ``{"encoder": name, "trainable_layers": N}`` or ``{"checkpoint": path}``.
         root: where caches go (default: beside the first data set).
+        reuse: other cache roots or directories: rows they hold for the same fingerprint are
+            copied, not encoded again (a pair set's rows are its trajectories' rows).
 
     Returns the cache directory (existing and complete when its fingerprint was built before).
     """
@@ -174,15 +188,25 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
     for f in files:
         table = pq.read_table(f, columns=["state", "candidate_texts"])
         _add_row_keys(keys_set, observation_encoder, table["state"].to_pylist(), table["candidate_texts"].to_pylist())
-    keys = sorted(keys_set)
-    keys_s = time.perf_counter() - t0
-    encoded = ray.data.from_items([{"key": k} for k in keys]).map_batches(
-        _EncodeRows, fn_constructor_args=(model_source, frozen.fingerprint), batch_size=_ENCODE_BATCH_ROWS,
-        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0)
     columns: dict[str, list] = {"key": [], "n": [], "h": []}
-    for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
-        for c in columns:
-            columns[c].extend(batch[c].tolist())
+    for known in reuse:
+        load_into(frozen, known)
+    for k in sorted(k for k in keys_set if k in frozen.memo):
+        states = frozen.memo[k]
+        columns["key"].append(k)
+        columns["n"].append(int(states.shape[0]))
+        columns["h"].append(states.to("cpu", torch.float16).numpy().tobytes())
+    reused = len(columns["key"])
+    frozen.memo.clear()
+    keys = sorted(keys_set.difference(columns["key"]))
+    keys_s = time.perf_counter() - t0
+    if keys:
+        encoded = ray.data.from_items([{"key": k} for k in keys]).map_batches(
+            _EncodeRows, fn_constructor_args=(model_source, frozen.fingerprint), batch_size=_ENCODE_BATCH_ROWS,
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0)
+        for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
+            for c in columns:
+                columns[c].extend(batch[c].tolist())
     table = pa.table({"key": pa.array(columns["key"], pa.binary()), "n": pa.array(columns["n"], pa.int32()),
                       "h": pa.array(columns["h"], pa.binary())})
     hidden = int(frozen.encoder.config.hidden_size)
@@ -192,7 +216,7 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
                                   "line": observation_encoder.segments.line_tokens,
                                   "action": observation_encoder.max_action_tokens, "lines": observation_encoder.segments.lines},
                 "tokenizer": str(observation_encoder.tokenizer_name), "data": [str(Path(p).absolute()) for p in paths],
-                "keys_s": round(keys_s, 2), "build_s": round(time.perf_counter() - t0, 2)}
+                "reused_rows": reused, "keys_s": round(keys_s, 2), "build_s": round(time.perf_counter() - t0, 2)}
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -206,5 +230,6 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"frozen cache: {table.num_rows} unique rows encoded in {manifest['build_s']:.1f} s -> {target}")
+    log(f"frozen cache: {table.num_rows} unique rows, {reused} reused, {table.num_rows - reused} encoded in "
+        f"{manifest['build_s']:.1f} s -> {target}")
     return target

@@ -103,17 +103,20 @@ class GenerationSummary:
 
 
 def _play_chunk(checkpoint: str, shop: Mapping[str, Any], env_config: Mapping[str, Any],
-                goals: Sequence[int], seed: int, chunk: int, min_reward: float) -> dict[str, Any]:
+                goals: Sequence[int], seed: int, chunk: int, min_reward: float,
+                frozen_cache: Optional[str] = None) -> dict[str, Any]:
     """One task: a sampled episode per goal; per goal, its pruned rows if kept, and its length."""
     import torch
 
     from rl_app.data.demos import record_episode
+    from rl_app.data.frozen_cache import load_into_policy
     from rl_app.env.config import ShopConfig
     from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
     from rl_app.policy.choice_policy import ChoicePolicy
 
     torch.set_num_threads(1)
     policy = ChoicePolicy.from_checkpoint(checkpoint)
+    load_into_policy(policy, frozen_cache)
     env = WebShopTextEnv(ShopConfig.from_dict(shop), TextEnvConfig(**env_config))
     outcomes: list[dict] = []
     for g in goals:
@@ -147,7 +150,8 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
                           num_episodes: int = 100, max_attempts: int = 5000, min_reward: float = 1.0,
                           env_config: Optional[Mapping[str, Any]] = None, seed: int = 0, chunk_size: int = 50,
                           num_workers: int = 2, progress: bool = True,
-                          goals: Optional[Sequence[int]] = None) -> GenerationSummary:
+                          goals: Optional[Sequence[int]] = None,
+                          frozen_cache: Optional[str | os.PathLike] = None) -> GenerationSummary:
     """Roll out ``checkpoint`` on train goals until ``num_episodes`` are kept (or attempts run out).
 
     Attempts cycle over a seeded permutation of the shop's train goals, or over ``goals`` in
@@ -155,6 +159,8 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
     demonstration gets an agent trajectory to be paired with).
     Resumes from ``out`` when it holds a progress file of the same settings; chunks are
     played in a fixed order, so the kept set does not depend on interruptions or workers.
+    ``frozen_cache``: stored frozen-row caches (e.g. the demonstrations') read into a
+    cached-encoder policy's memo in every worker, so rows seen there are not encoded again.
     """
     from rl_app.env.config import load_shop
 
@@ -216,7 +222,8 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
         bar = tqdm(total=num_episodes, initial=min(kept_so_far(), num_episodes), desc="kept episodes")
     while pending and kept_so_far() < num_episodes:
         wave, pending = pending[: max(num_workers, 1)], pending[max(num_workers, 1):]
-        args = [(checkpoint, dict(shop), env_config, chunks[i], seed, i, min_reward) for i in wave]
+        cache = str(frozen_cache) if frozen_cache is not None else None
+        args = [(checkpoint, dict(shop), env_config, chunks[i], seed, i, min_reward, cache) for i in wave]
         results = ray.get([play.remote(*a) for a in args]) if use_ray else [_play_chunk(*a) for a in args]
         for res in sorted(results, key=lambda r: r["chunk"]):  # record in chunk order: deterministic
             previous = state["done"].pop(str(res["chunk"]), None)

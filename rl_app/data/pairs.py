@@ -69,16 +69,20 @@ class ReferenceLogProbs:
     """Ray Data callable class: adds ``ref_logps`` (log pi_ref over each row's candidates).
 
     The reference policy loads once per worker (``ChoicePolicy.from_checkpoint``), on the GPU
-    when the worker has one.
+    when the worker has one; ``frozen_cache`` (stored caches of the trajectories' rows) fills a
+    cached-encoder policy's memo first, so its frozen part is not computed again.
     """
 
-    def __init__(self, checkpoint: str, *, batch_size: int = 32, device: Optional[str] = None) -> None:
+    def __init__(self, checkpoint: str, *, batch_size: int = 32, device: Optional[str] = None,
+                 frozen_cache: Optional[str] = None) -> None:
         import torch
 
+        from rl_app.data.frozen_cache import load_into_policy
         from rl_app.policy.choice_policy import ChoicePolicy
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.policy = ChoicePolicy.from_checkpoint(checkpoint, device=device)
+        load_into_policy(self.policy, frozen_cache)
         self.batch_size = batch_size
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -192,7 +196,7 @@ def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
 def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
                      num_rejected: int = 1, seed: int = 0, rejected: str = "sample", only_success: bool = False,
                      batch_size: int = 32, use_ray: Optional[bool] = None, num_gpus: float = 0,
-                     overwrite: bool = False) -> PairSummary:
+                     overwrite: bool = False, frozen_cache: Optional[str | os.PathLike] = None) -> PairSummary:
     """Trajectory parquet -> step-level pairs parquet (atomic), with pi_ref log-probs.
 
     Args:
@@ -207,7 +211,10 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
         num_gpus: GPUs for the Ray pipeline's reference actor (default 0: Ray then hides every
             GPU from it and the reference pass runs on CPU); the cluster must have them. The
             in-process path uses this process's GPU when it has one.
+        frozen_cache: stored frozen-row caches (a ``.frozen_cache`` root or directory) read
+            into a cached-encoder reference before the pass.
     """
+    cache = str(frozen_cache) if frozen_cache is not None else None
     from rl_app.data.io import read_trajectories
 
     if rejected not in REJECTED_STRATEGIES:
@@ -236,14 +243,15 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
                              f"{cluster_gpus:g} GPUs")
         ds = ray.data.from_pandas(frame.reset_index(drop=True))
         ds = ds.map_batches(ReferenceLogProbs, fn_constructor_kwargs={"checkpoint": str(reference),
-                                                                      "batch_size": batch_size},
+                                                                      "batch_size": batch_size,
+                                                                      "frozen_cache": cache},
                             batch_size=batch_size * 4, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=1), num_gpus=num_gpus)
         ds = ds.map_batches(step_pairs, fn_kwargs={"num_rejected": num_rejected, "seed": seed, "rejected": rejected},
                             batch_format="numpy")
         pairs = ds.to_pandas()
     else:
-        ref = ReferenceLogProbs(str(reference), batch_size=batch_size)
+        ref = ReferenceLogProbs(str(reference), batch_size=batch_size, frozen_cache=cache)
         batch = {c: frame[c].to_numpy() for c in frame.columns}
         pairs = pd.DataFrame(step_pairs(ref(batch), num_rejected=num_rejected, seed=seed, rejected=rejected))
     pairs = pairs.sort_values("pair_id", kind="stable").reset_index(drop=True) if len(pairs) else pairs

@@ -76,6 +76,9 @@ class AgentSpec:
             Algorithm checkpoint); required for ``policy``, refused otherwise.
         greedy: policy only: argmax over the candidates (True) or a sample from pi(.|s).
         seed: base seed of every episode's randomness (sampled policy, demonstrator).
+        frozen_cache: policy only: stored frozen-row caches (a ``.frozen_cache`` root, e.g. the
+            training data's) read into a cached-encoder policy's memo before it plays; rows
+            found there are not encoded again (the choices are the same).
     """
 
     name: str
@@ -83,6 +86,7 @@ class AgentSpec:
     checkpoint: Optional[str] = None
     greedy: bool = True
     seed: int = 0
+    frozen_cache: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.kind not in AGENT_KINDS:
@@ -189,9 +193,11 @@ class PolicyEvalAgent:
         if spec.kind != "policy":
             raise ValueError(f"not a policy agent: {spec.kind!r}")
         if policy is None:
+            from rl_app.data.frozen_cache import load_into_policy
             from rl_app.policy.choice_policy import ChoicePolicy
 
             policy = ChoicePolicy.from_checkpoint(spec.checkpoint)
+            load_into_policy(policy, spec.frozen_cache)
         self.spec = spec
         self.name = spec.name
         self.policy = policy

@@ -42,6 +42,9 @@ class Prepared:
     il_eval: dict[str, Any]         # its evaluation (eval/score, eval/success_rate, goals, split)
     pairs: dict[str, str]           # pair set name -> directory ("demos", "generated", "demos_n100")
     stages: dict[str, dict[str, Any]]
+    # the demonstrations' stored frozen rows (cached-encoder mode), read by every later pass
+    # that runs the IL agent or its successors: evaluation, generation, reference, PPO's runners
+    frozen_cache: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +112,7 @@ def subset_pairs(pairs_dir: str | os.PathLike, out: str | os.PathLike, n_episode
     return {"episodes": len(keep), "pairs": len(subset)}
 
 
-def _frozen_cache(data: Path, policy: Path, env: dict[str, Any]) -> dict[str, Any]:
+def _frozen_cache(data: Path, policy: Path, env: dict[str, Any], reuse: Sequence[str] = ()) -> dict[str, Any]:
     """The frozen-row cache of a pair set (shared preparation: no DPO trial pays for it)."""
     from rl_app.data.frozen_cache import build_frozen_cache
     from rl_app.env.observation import ObservationEncoder
@@ -118,7 +121,8 @@ def _frozen_cache(data: Path, policy: Path, env: dict[str, Any]) -> dict[str, An
     encoder = ObservationEncoder(load_checkpoint_tokenizer(read_choice_checkpoint(policy)),
                                  k_max=int(env.get("k_max", 64)), max_action_tokens=int(env.get("max_action_tokens", 32)),
                                  layout="segments")
-    return {"path": str(build_frozen_cache([data], encoder, {"checkpoint": str(policy)}, log=lambda _m: None))}
+    return {"path": str(build_frozen_cache([data], encoder, {"checkpoint": str(policy)}, reuse=reuse,
+                                             log=lambda _m: None))}
 
 
 def il_argv(demos: Path, out: Path, model: dict[str, Any], il_cfg: dict[str, Any], tokens: Sequence[str], *,
@@ -149,6 +153,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     run on CPU workers."""
     from rl_app.algorithms.il.train import main as il_main
     from rl_app.data.demos import generate_demonstrations
+    from rl_app.data.frozen_cache import cache_root
     from rl_app.data.generated import generate_trajectories
     from rl_app.data.pairs import build_step_pairs
     from rl_app.experiments.trainable import evaluate_checkpoint
@@ -196,13 +201,17 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
 
     _stage(stages, "il", lambda: (il / "eval.json").is_file(), make_il, log)
     save()
+    # the IL stage stored the demonstrations' frozen rows beside them (cached-encoder mode)
+    demo_rows = cache_root(demos) if env.get("observation_layout") == "segments" and cache_root(demos).is_dir() else None
+    frozen_cache = str(demo_rows) if demo_rows is not None else None
 
     # the start point of every curve, evaluated exactly as the trials evaluate
     mode = "greedy" if eval_greedy else "sampled"
     il_eval_stage = f"il_eval_{eval_split}_{eval_goals}_{mode}"
     _stage(stages, il_eval_stage, lambda: il_eval_stage in stages,
            lambda: evaluate_checkpoint(il / "policy", shop=shop, env=env, split=eval_split, n_goals=eval_goals,
-                                       greedy=eval_greedy, seed=0, label="il", out=il / il_eval_stage), log)
+                                       greedy=eval_greedy, seed=0, label="il", out=il / il_eval_stage,
+                                       frozen_cache=frozen_cache), log)
     save()
 
     def make_generated() -> dict[str, Any]:
@@ -211,7 +220,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
                                         max_attempts=int(gen_cfg.get("max_attempts", 2000)),
                                         min_reward=float(gen_cfg.get("min_reward", 1.0)),
                                         env_config={**text_env, "split": "train"}, seed=int(gen_cfg.get("seed", 0)),
-                                        num_workers=num_workers, progress=False)
+                                        num_workers=num_workers, progress=False, frozen_cache=frozen_cache)
         log(f"prepare: generated {summary.line()}")
         return {**dataclasses.asdict(summary), "yield": summary.yield_rate, "path": str(generated)}
 
@@ -231,7 +240,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
             summary = build_step_pairs(source, il / "policy", out, num_rejected=int(pair_cfg.get("num_rejected", 1)),
                                        seed=int(pair_cfg.get("seed", 0)),
                                        rejected=str(pair_cfg.get("rejected", "sample")), use_ray=True,
-                                       num_gpus=num_gpus, overwrite=True)
+                                       num_gpus=num_gpus, overwrite=True, frozen_cache=frozen_cache)
             return {**dataclasses.asdict(summary), "path": str(out)}
 
         _stage(stages, f"pairs_{name}", lambda out=out: (out / "_summary.json").is_file(), make_pairs, log)
@@ -239,7 +248,8 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         save()
         if env.get("observation_layout") == "segments":
             _stage(stages, f"frozen_cache_{name}", lambda name=name: f"frozen_cache_{name}" in stages,
-                   lambda out=out: _frozen_cache(out, il / "policy", env), log)
+                   lambda out=out: _frozen_cache(out, il / "policy", env, reuse=[frozen_cache] if frozen_cache else []),
+                   log)
             save()
     for n in data_sizes:
         out = root / f"pairs_demos_n{n}"
@@ -250,6 +260,6 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
 
     prepared = Prepared(root=str(root), shop=shop, env=env, il_policy=str(il / "policy"),
                         il_eval={**stages[il_eval_stage], "split": eval_split},
-                        pairs=pairs, stages=stages)
+                        pairs=pairs, stages=stages, frozen_cache=frozen_cache)
     _write_json(root / PREPARED_FILE, prepared.to_dict())
     return prepared

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
 from rl_app.experiments.spec import EVAL_SECONDS, TRAIN_SECONDS
@@ -77,8 +77,10 @@ def build_algorithm_config(trial: Mapping[str, Any]):
         ppo = {**trial["ppo"], **trial.get("overrides", {})}
         # the trial's other CPU bundles hold the env runners (same resources as DPO's trial)
         runners = int(ppo.get("num_env_runners", max(0, int(settings["cpus_per_trial"]) - 1)))
+        # env runners start from the demonstrations' stored frozen rows (cached-encoder mode)
+        cache = {"frozen_cache": prepared["frozen_cache"]} if prepared.get("frozen_cache") else {}
         config = (WebShopPPOConfig()
-                  .webshop(env_config={**env, "split": "train"}, model_config={},
+                  .webshop(env_config={**env, "split": "train"}, model_config=cache,
                            init_checkpoint=prepared["il_policy"])
                   .env_runners(num_env_runners=runners, num_envs_per_env_runner=int(ppo.get("envs_per_runner", 1)))
                   .training(train_batch_size_per_learner=int(ppo.get("train_batch", 256)),
@@ -91,9 +93,11 @@ def build_algorithm_config(trial: Mapping[str, Any]):
 
 
 def evaluate_checkpoint(checkpoint: str | Path, *, shop: Mapping[str, Any], env: Mapping[str, Any], split: str,
-                        n_goals: int, greedy: bool, seed: int, label: str, out: Path) -> dict[str, float]:
+                        n_goals: int, greedy: bool, seed: int, label: str, out: Path,
+                        frozen_cache: Optional[str] = None) -> dict[str, float]:
     """Play the first ``n_goals`` goals of ``split`` with a saved policy, in this process,
-    with the experiment's episode settings (max_steps, k_max, action history)."""
+    with the experiment's episode settings (max_steps, k_max, action history);
+    ``frozen_cache``: stored frozen rows a cached-encoder policy starts from."""
     from rl_app.env.config import ShopConfig, load_shop
     from rl_app.env.text_env import TextEnvConfig
     from rl_app.eval.agents import AgentSpec
@@ -101,7 +105,8 @@ def evaluate_checkpoint(checkpoint: str | Path, *, shop: Mapping[str, Any], env:
 
     goals = list(load_shop(ShopConfig.from_dict(dict(shop))).goals.indices(split))[:n_goals]
     text = {k: env[k] for k in ("k_max", "num_prev_actions") if k in env}  # the policy picks its own layout
-    spec = AgentSpec(name=label, kind="policy", checkpoint=str(checkpoint), greedy=greedy, seed=seed)
+    spec = AgentSpec(name=label, kind="policy", checkpoint=str(checkpoint), greedy=greedy, seed=seed,
+                     frozen_cache=frozen_cache)
     result = evaluate(spec, dict(shop), split=split, goal_indices=goals, max_steps=int(env.get("max_steps", 20)),
                       env_config=TextEnvConfig(**text), out_dir=out)
     return {**result.metrics(), "goals": len(goals)}
@@ -111,7 +116,8 @@ def _evaluate(checkpoint: Path, trial: Mapping[str, Any], out: Path) -> dict[str
     prepared, settings = trial["prepared"], trial["settings"]
     return evaluate_checkpoint(checkpoint, shop=prepared["shop"], env=prepared["env"], split=settings["eval_split"],
                                n_goals=int(settings["eval_goals"]), greedy=bool(settings["eval_greedy"]),
-                               seed=int(trial["seed"]), label=trial["label"], out=out)
+                               seed=int(trial["seed"]), label=trial["label"], out=out,
+                               frozen_cache=prepared.get("frozen_cache"))
 
 
 def confine_ray_data_to_trial() -> None:
@@ -245,6 +251,7 @@ def run_trial(config: dict[str, Any]) -> None:
             algo.save_to_path(str(point / ALGO_DIR))
             metrics.update(_evaluate(point / ALGO_DIR, trial, work / "eval"))
             state["score"], state["success"] = metrics["eval/score"], metrics["eval/success_rate"]
+            metrics["last_eval/score"], metrics["last_eval/success_rate"] = state["score"], state["success"]
             state["eval_s"] += time.perf_counter() - eval_start
             metrics[EVAL_SECONDS] = state["eval_s"]
             (point / STATE_FILE).write_text(json.dumps(state))

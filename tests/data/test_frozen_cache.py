@@ -85,3 +85,42 @@ def test_a_cache_of_other_weights_is_refused(ray_session, small_demos, tmp_path)
     assert load_into(model.frozen, tmp_path) == 0  # its fingerprint has no cache under the root
     with pytest.raises(FrozenCacheError, match="another encoder or layer cut"):
         load_into(model.frozen, directory)  # pointed at the stale directory itself
+
+
+def test_rows_of_another_cache_are_reused_not_encoded(ray_session, small_demos, tmp_path):
+    import pyarrow.parquet as pq
+
+    from rl_app.data.frozen_cache import ROWS_FILE
+
+    source = {"encoder": "tiny", "trainable_layers": 0}
+    base = build_frozen_cache([small_demos], _encoder(), source, root=tmp_path / "a", log=lambda _: None)
+    logs = []
+    copy = build_frozen_cache([small_demos], _encoder(), source, root=tmp_path / "b", reuse=[tmp_path / "a"],
+                              log=logs.append)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    assert manifest["reused_rows"] == manifest["rows"] > 0 and f"{manifest['rows']} reused, 0 encoded" in logs[-1]
+    a, b = (pq.read_table(d / ROWS_FILE).to_pydict() for d in (base, copy))
+    assert dict(zip(a["key"], a["h"])) == dict(zip(b["key"], b["h"]))
+
+
+def test_a_policy_reads_stored_rows_and_plays_the_same(ray_session, small_demos, tmp_path):
+    from rl_app.data.frozen_cache import load_into_policy
+    from rl_app.policy.choice_policy import ChoicePolicy
+
+    torch.manual_seed(0)
+    policy = ChoicePolicy(_model(), _encoder().tokenizer)
+    policy.save_pretrained(tmp_path / "policy")
+    # the cache is cut into rows as the policy tokenizes (its own token lengths)
+    root = build_frozen_cache([small_demos], policy.observation_encoder(64), {"checkpoint": str(tmp_path / "policy")},
+                              root=tmp_path / "cache", log=lambda _: None).parent
+    from rl_app.data.io import read_trajectories
+
+    frame = read_trajectories(small_demos)
+    states, texts = list(frame.state[:6]), [list(c) for c in frame.candidate_texts[:6]]
+    cold = ChoicePolicy.from_checkpoint(tmp_path / "policy")
+    warm = ChoicePolicy.from_checkpoint(tmp_path / "policy")
+    assert load_into_policy(warm, root, None, tmp_path / "missing") > 0
+    for s, c in zip(states, texts):
+        np_cold, np_warm = cold.probs(s, c), warm.probs(s, c)
+        assert abs(np_cold - np_warm).max() < 2e-3 and np_cold.argmax() == np_warm.argmax()
+    assert warm.model.frozen.misses == 0 < cold.model.frozen.misses
