@@ -7,15 +7,17 @@ through :func:`run_command` prints it as one line on stderr::
 
     error: <what>, <where>; <how to fix>
 
-and exits with status 2. ``--debug`` on the command line (or ``RL_APP_DEBUG=1``) shows the
+and exits with status 2 (a bad flag too: argparse's usage text is left to ``--help``). ``--debug`` on the command line (or ``RL_APP_DEBUG=1``) shows the
 traceback instead. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 __all__ = ["UserError", "InputError", "USER_ERRORS", "run_command", "one_line", "EXIT_USER_ERROR"]
 
@@ -58,6 +60,16 @@ def _is_user_error(error: BaseException) -> bool:
     return isinstance(error, USER_ERRORS) or isinstance(_cause(error), USER_ERRORS)
 
 
+@contextlib.contextmanager
+def _patched(owner: type, name: str, value: Any):
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
 def run_command(main: Callable[[Optional[Sequence[str]]], Optional[int]],
                 argv: Optional[Sequence[str]] = None) -> int:
     """Run a command line's ``main(argv)``; a user error becomes one ``error: ...`` line and exit 2."""
@@ -66,8 +78,12 @@ def run_command(main: Callable[[Optional[Sequence[str]]], Optional[int]],
     if "--debug" in args:
         args.remove("--debug")
         debug = True
+    def parse_error(parser: argparse.ArgumentParser, message: str):  # a bad flag: one line too
+        raise InputError(f"{message}; see {parser.prog} --help")
+
     try:
-        return int(main(args) or 0)
+        with _patched(argparse.ArgumentParser, "error", parse_error):
+            return int(main(args) or 0)
     except Exception as error:  # noqa: BLE001 - sorted below: only user errors are shortened
         if debug or not _is_user_error(error):
             raise

@@ -80,6 +80,11 @@ def test_malformed_catalogue_names_file_and_line(tmp_path):
                      "documents.jsonl:1: not UTF-8 text")
 
 
+def test_bad_flag_value_is_one_line_too():
+    _assert_one_line(_run("rl_app.tune", "dpo_vs_ppo", "--seeds", "x"),
+                     "argument --seeds: invalid int value: 'x'", "see python -m rl_app.tune dpo_vs_ppo --help")
+
+
 def test_debug_shows_the_traceback():
     proc = _run("rl_app.tune", "dpo_vs_ppo", "--preset", "nonexistent", "--debug")
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "FileNotFoundError" in proc.stderr
