@@ -7,8 +7,9 @@ through :func:`run_command` prints it as one line on stderr::
 
     error: <what>, <where>; <how to fix>
 
-and exits with status 2 (a bad flag too: argparse's usage text is left to ``--help``). ``--debug`` on the command line (or ``RL_APP_DEBUG=1``) shows the
-traceback instead. Anything else is a bug and keeps its traceback.
+and exits with status 2 (a bad flag too: argparse's usage text is left to ``--help``).
+``--debug`` on the command line (or ``RL_APP_DEBUG=1``) shows the traceback instead.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def run_command(main: Callable[[Optional[Sequence[str]]], Optional[int]],
     if "--debug" in args:
         args.remove("--debug")
         debug = True
+
     def parse_error(parser: argparse.ArgumentParser, message: str):  # a bad flag: one line too
         raise InputError(f"{message}; see {parser.prog} --help")
 

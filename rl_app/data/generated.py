@@ -220,9 +220,9 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
         from tqdm import tqdm
 
         bar = tqdm(total=num_episodes, initial=min(kept_so_far(), num_episodes), desc="kept episodes")
+    cache = str(frozen_cache) if frozen_cache is not None else None
     while pending and kept_so_far() < num_episodes:
         wave, pending = pending[: max(num_workers, 1)], pending[max(num_workers, 1):]
-        cache = str(frozen_cache) if frozen_cache is not None else None
         args = [(checkpoint, dict(shop), env_config, chunks[i], seed, i, min_reward, cache) for i in wave]
         results = ray.get([play.remote(*a) for a in args]) if use_ray else [_play_chunk(*a) for a in args]
         for res in sorted(results, key=lambda r: r["chunk"]):  # record in chunk order: deterministic

@@ -214,8 +214,9 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
         frozen_cache: stored frozen-row caches (a ``.frozen_cache`` root or directory) read
             into a cached-encoder reference before the pass.
     """
-    cache = str(frozen_cache) if frozen_cache is not None else None
     from rl_app.data.io import read_trajectories
+
+    cache = str(frozen_cache) if frozen_cache is not None else None
 
     if rejected not in REJECTED_STRATEGIES:
         raise ValueError(f"rejected must be one of {REJECTED_STRATEGIES}, got {rejected!r}")

@@ -45,7 +45,8 @@ import numpy as np
 
 __all__ = [
     "ObservationEncoder", "observation_space", "Layout", "LAYOUTS", "OBS_KEYS", "SegmentSizes", "StateSegments",
-    "state_segments", "mark_selected", "mark_price", "budget_of", "SEGMENTS_VERSION", "DEFAULT_MAX_STATE_TOKENS", "DEFAULT_MAX_ACTION_TOKENS",
+    "state_segments", "mark_selected", "mark_price", "budget_of", "SEGMENTS_VERSION", "DEFAULT_MAX_STATE_TOKENS",
+    "DEFAULT_MAX_ACTION_TOKENS",
 ]
 
 Layout = Literal["text", "segments"]

@@ -202,8 +202,8 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     _stage(stages, "il", lambda: (il / "eval.json").is_file(), make_il, log)
     save()
     # the IL stage stored the demonstrations' frozen rows beside them (cached-encoder mode)
-    demo_rows = cache_root(demos) if env.get("observation_layout") == "segments" and cache_root(demos).is_dir() else None
-    frozen_cache = str(demo_rows) if demo_rows is not None else None
+    demo_rows = cache_root(demos)
+    frozen_cache = str(demo_rows) if env.get("observation_layout") == "segments" and demo_rows.is_dir() else None
 
     # the start point of every curve, evaluated exactly as the trials evaluate
     mode = "greedy" if eval_greedy else "sampled"

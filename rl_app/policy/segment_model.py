@@ -169,8 +169,8 @@ class SegmentChoiceModel(nn.Module):
         self.attend = nn.MultiheadAttention(d, config.match_heads, batch_first=True)
         n_match = 3 * int(config.match_heads)
         n_signals = d + _N_SIGNALS if config.match_signals else 0
-        self.score = nn.Sequential(nn.Linear(4 * d + n_match + n_signals, 2 * d), nn.GELU(), nn.Linear(2 * d, d), nn.GELU(),
-                                   nn.Linear(d, 1))
+        self.score = nn.Sequential(nn.Linear(4 * d + n_match + n_signals, 2 * d), nn.GELU(), nn.Linear(2 * d, d),
+                                   nn.GELU(), nn.Linear(d, 1))
         self.value_head = nn.Sequential(nn.Linear(d, int(config.value_hidden)), nn.GELU(),
                                         nn.Linear(int(config.value_hidden), 1))
 
@@ -271,8 +271,10 @@ class SegmentChoiceModel(nn.Module):
             sim = sim.masked_fill(~pair, -2.0)
             cand_to_instr = sim.max(dim=-1).values.transpose(1, 2)               # (n, La, h)
             instr_to_cand = sim.max(dim=-2).values.transpose(1, 2)               # (n, Li, h)
-            m_c = _weighted(cand_to_instr, self.candidate_weight(cand).squeeze(-1), cm)
-            m_i = _weighted(instr_to_cand, per_candidate(self.instruction_weight(instr).squeeze(-1)), instr_m_c)
+            cand_w = self.candidate_weight(cand).squeeze(-1)                    # (n, La) token weight logits
+            instr_w = self.instruction_weight(instr).squeeze(-1)                 # (B, Li)
+            m_c = _weighted(cand_to_instr, cand_w, cm)
+            m_i = _weighted(instr_to_cand, per_candidate(instr_w), instr_m_c)
             context_c = per_candidate(context)                                   # (n, 1+N, D)
             lsim = torch.einsum("nhd,nlhd->nhl", split(cand_pooled), split(context_c[:, 1:]))
             lsim = lsim.masked_fill(~per_candidate(line_mask)[:, None, :], -2.0)
@@ -284,28 +286,26 @@ class SegmentChoiceModel(nn.Module):
                      _MATCH_SCALE * m_c, _MATCH_SCALE * m_i, _MATCH_SCALE * m_l]
             if self.config.match_signals:
                 cand_ids = action_ids.long().reshape(batch * k, -1).index_select(0, valid)
-                parts += self._signals(cand_ids, cand, instruction_ids.long(), instr, line_ids.long(),
+                parts += self._signals(cand_ids, cand_w, instruction_ids.long(), instr_w, line_ids.long(),
                                        context[:, 1:], owner)
             features = torch.cat(parts, dim=-1)
             logits = logits.index_copy(0, valid, self.score(features).squeeze(-1).float())
         return ChoiceOutput(logits.view(batch, k), value, state)
 
-    def _signals(self, cand_ids: torch.Tensor, cand: torch.Tensor, instr_ids: torch.Tensor, instr: torch.Tensor,
+    def _signals(self, cand_ids: torch.Tensor, cand_w: torch.Tensor, instr_ids: torch.Tensor, instr_w: torch.Tensor,
                  line_ids: torch.Tensor, line_ctx: torch.Tensor, owner: torch.Tensor) -> list[torch.Tensor]:
-        """Exact-match features of the valid candidates (n): ``cand_ids`` (n, La) with their
-        projected token states ``cand`` (n, La', D) (La' <= La: trimmed to the batch's longest
-        row), the states' ``instr_ids`` (B, Li) and ``instr`` (B, Li', D), ``line_ids``
+        """Exact-match features of the valid candidates (n): ``cand_ids`` (n, La) with the
+        matching's token weight logits ``cand_w`` (n, La') (La' <= La: trimmed to the batch's
+        longest row), the states' ``instr_ids`` (B, Li) and ``instr_w`` (B, Li'), ``line_ids``
         (B, N, Ll), the lines' context vectors ``line_ctx`` (B, N, D), ``owner`` (n,) the
         state of each candidate. Returns [(n, _N_SIGNALS), (n, D)]."""
-        cand_ids, instr_ids = cand_ids[:, : cand.shape[1]], instr_ids[:, : instr.shape[1]]
+        cand_ids, instr_ids = cand_ids[:, : cand_w.shape[1]], instr_ids[:, : instr_w.shape[1]]
         cc, ic = _content(cand_ids), _content(instr_ids)
-        instr_w = self.instruction_weight(instr).squeeze(-1)                    # (B, Li')
         # Candidate <-> instruction.
         ii, icc = instr_ids.index_select(0, owner), ic.index_select(0, owner)
         eq = (cand_ids[:, :, None] == ii[:, None, :]) & cc[:, :, None] & icc[:, None, :]
         c_in_i, i_in_c = eq.any(-1), eq.any(-2)                                  # (n, La'), (n, Li')
-        c_w = self.candidate_weight(cand).squeeze(-1)
-        weighted_c = _weighted(c_in_i.float().unsqueeze(-1), c_w, cc).squeeze(-1)
+        weighted_c = _weighted(c_in_i.float().unsqueeze(-1), cand_w, cc).squeeze(-1)
         weighted_i = _weighted(i_in_c.float().unsqueeze(-1), instr_w.index_select(0, owner), icc).squeeze(-1)
         # Lines <-> instruction, per state (B, N).
         lc = _content(line_ids)

@@ -204,8 +204,8 @@ def test_exact_match_signals_by_hand():
     cand_ids = torch.tensor([[101, 5, 6, 102], [101, 9, 102, 0]])
     lines = torch.tensor([[[101, 9, 9, 102, 0, 0], [101, 5, 6, 8, 102, 0], [0, 0, 0, 0, 0, 0]]])
     line_ctx = torch.arange(3 * d, dtype=torch.float32).view(1, 3, d)
-    # zero token states: the learned token weights are uniform, so weighted shares equal plain ones
-    scalars, own_line = model._signals(cand_ids, torch.zeros(2, 4, d), instr_ids, torch.zeros(1, 6, d), lines,
+    # equal token weight logits: weighted shares equal plain ones
+    scalars, own_line = model._signals(cand_ids, torch.zeros(2, 4), instr_ids, torch.zeros(1, 6), lines,
                                        line_ctx, torch.tensor([0, 0]))
     third = 2 / 3
     # [cand in instr, instr in cand, both weighted, own line's share, its share in instr, instr covered by it]
