@@ -22,11 +22,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from rl_app.env.agents import EpisodeResult
-from rl_app.env.config import ShopConfig
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
 from rl_app.eval.agents import AgentSpec, make_agent
 from rl_app.eval.evaluate import play_goals
 from rl_app.eval.trace import render_trace, trace_episode
+from rl_app.shop.config import ShopConfig
 
 __all__ = ["AgentReport", "evaluate_scripted", "main"]
 

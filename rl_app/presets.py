@@ -15,9 +15,9 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
-from rl_app.env.config import ShopConfig
 from rl_app.env.webshop_env import WebShopEnvConfig
 from rl_app.errors import InputError
+from rl_app.shop.config import ShopConfig
 
 __all__ = ["PRESET_DIR", "PRESETS", "Preset", "PresetError", "load_preset"]
 

@@ -58,12 +58,12 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
 
     from rl_app.algorithms.notices import silence_harmless_notices
     from rl_app.bench.machine import machine_line
-    from rl_app.env.config import ShopConfig, load_shop
     from rl_app.experiments.analysis import write_report
     from rl_app.experiments.prepare import prep_key, prepare
     from rl_app.experiments.spec import TuneSettings, trial_specs
     from rl_app.experiments.trainable import run_trial, trial_resources
     from rl_app.presets import load_preset
+    from rl_app.shop.config import ShopConfig, load_shop
 
     if experiment not in EXPERIMENTS:
         raise InputError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")

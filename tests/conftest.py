@@ -23,7 +23,7 @@ def webshop_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def webshop_shop(webshop_data_dir):
     """The real small catalogue, its 6,910 goals (seed 0) and the BM25 index, built once."""
-    from rl_app.env.config import ShopConfig, load_shop
+    from rl_app.shop.config import ShopConfig, load_shop
 
     return load_shop(ShopConfig(catalogue="webshop", data_dir=str(webshop_data_dir)))
 
@@ -31,7 +31,7 @@ def webshop_shop(webshop_data_dir):
 @pytest.fixture(scope="session")
 def synthetic_shop():
     """A small generated shop (no files needed)."""
-    from rl_app.env.config import ShopConfig, load_shop
+    from rl_app.shop.config import ShopConfig, load_shop
 
     return load_shop(ShopConfig(catalogue="synthetic", synthetic_products=300, synthetic_seed=1))
 

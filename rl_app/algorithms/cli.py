@@ -111,9 +111,9 @@ def evaluate_policy_dir(policy_dir: Path, shop: dict[str, Any], *, name: str, sp
                         seed: int, num_workers: int, out: Path) -> dict[str, Any]:
     """Greedy and sampled (seeded) play of a saved policy on the first ``n_goals`` of ``split``;
     per-goal files in ``out/eval_{greedy,sampled}``; returns ``{"eval/greedy": ..., "eval/sampled": ...}``."""
-    from rl_app.env.config import ShopConfig, load_shop
     from rl_app.eval.agents import AgentSpec
     from rl_app.eval.evaluate import evaluate
+    from rl_app.shop.config import ShopConfig, load_shop
 
     goals = list(load_shop(ShopConfig.from_dict(shop)).goals.indices(split))[:n_goals]
     results: dict[str, Any] = {}
@@ -146,7 +146,7 @@ def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[st
     import ray
 
     from rl_app.data.io import parquet_files
-    from rl_app.env.config import ShopConfig, load_shop
+    from rl_app.shop.config import ShopConfig, load_shop
 
     # What the user gave is checked before Ray starts and before anything is written.
     if args.iterations < 1:

@@ -71,8 +71,8 @@ def _peak_rss_gb() -> float:
 
 
 def _queries(catalogue, n_queries: int, goal_products: int, full: bool) -> list[str]:
-    from rl_app.env.catalogue import Catalogue
-    from rl_app.env.goals import build_goal_set
+    from rl_app.shop.catalogue import Catalogue
+    from rl_app.shop.goals import build_goal_set
 
     if not full:
         with_instruction = [p for p in catalogue if p.instruction is not None]
@@ -87,15 +87,15 @@ def run_one(catalogue_kind: str, size: Optional[int], data_dir: Optional[str], n
     """Build, query, and return one markdown table row."""
     import numpy as np
 
-    from rl_app.env.search import SearchEngine
+    from rl_app.shop.search import SearchEngine
 
     t0 = time.perf_counter()
     if catalogue_kind == "webshop":
-        from rl_app.env.catalogue import load_webshop_catalogue
+        from rl_app.shop.catalogue import load_webshop_catalogue
 
         catalogue = load_webshop_catalogue(data_dir)
     else:
-        from rl_app.env.synthetic import generate_catalogue
+        from rl_app.shop.synthetic import generate_catalogue
 
         catalogue = generate_catalogue(size, seed=seed)
     generate_s = time.perf_counter() - t0

@@ -8,7 +8,7 @@ Demonstrations come from train goals only (DECISIONS.md 6): asking for test/dev 
 error. Each episode's randomness comes from a seed derived from (seed, goal_index) alone
 (:func:`episode_seed`), so the rows do not depend on chunking, worker count or order.
 Every Ray task builds its own :class:`~rl_app.env.text_env.WebShopTextEnv` through
-:func:`~rl_app.env.config.load_shop` (one shop per worker process, reused across tasks).
+:func:`~rl_app.shop.config.load_shop` (one shop per worker process, reused across tasks).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import pandas as pd
 from rl_app.data.io import write_trajectories
 from rl_app.data.schema import Source, StepRecord
 from rl_app.env.agents import Agent, DemonstratorAgent, RuleAgent
-from rl_app.env.config import ShopConfig, load_shop
-from rl_app.env.goals import SPLIT_RANGES, split_of
-from rl_app.env.site import BACK_TO_SEARCH, NEXT_PAGE, PREV_PAGE, SUB_PAGES
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
+from rl_app.shop.config import ShopConfig, load_shop
+from rl_app.shop.goals import SPLIT_RANGES, split_of
+from rl_app.shop.site import BACK_TO_SEARCH, NEXT_PAGE, PREV_PAGE, SUB_PAGES
 
 __all__ = [
     "AGENTS",
@@ -248,7 +248,7 @@ def generate_demonstrations(shop_config: Mapping[str, Any] | ShopConfig, *, spli
     """Play a scripted agent once on each selected train goal and write the steps as parquet.
 
     Args:
-        shop_config: a :class:`~rl_app.env.config.ShopConfig` or its dict; ``data_dir`` is made
+        shop_config: a :class:`~rl_app.shop.config.ShopConfig` or its dict; ``data_dir`` is made
             absolute here so every Ray worker reads the same files.
         split: must be ``train`` (DECISIONS.md 6); anything else is refused.
         num_goals: None = every train goal; N = the first N train goals (1500 .. 1500+N-1);

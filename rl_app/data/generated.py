@@ -110,9 +110,9 @@ def _play_chunk(checkpoint: str, shop: Mapping[str, Any], env_config: Mapping[st
 
     from rl_app.data.demos import record_episode
     from rl_app.data.frozen_cache import load_into_policy
-    from rl_app.env.config import ShopConfig
     from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
     from rl_app.policy.choice_policy import ChoicePolicy
+    from rl_app.shop.config import ShopConfig
 
     torch.set_num_threads(1)
     policy = ChoicePolicy.from_checkpoint(checkpoint)
@@ -162,7 +162,7 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
     ``frozen_cache``: stored frozen-row caches (e.g. the demonstrations') read into a
     cached-encoder policy's memo in every worker, so rows seen there are not encoded again.
     """
-    from rl_app.env.config import load_shop
+    from rl_app.shop.config import load_shop
 
     if num_episodes < 1 or max_attempts < 1 or chunk_size < 1:
         raise ValueError("num_episodes, max_attempts and chunk_size must be >= 1")

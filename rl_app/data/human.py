@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, Collection, Optional, Sequence
 
 from rl_app.data.schema import NO_SEED, UNKNOWN_REWARD, StepRecord
-from rl_app.env.goals import split_of
 from rl_app.errors import InputError
+from rl_app.shop.goals import split_of
 
 __all__ = [
     "HumanDemoFormatError",

@@ -23,9 +23,9 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from rl_app.env.goals import split_of
-from rl_app.env.types import Split
 from rl_app.errors import InputError
+from rl_app.shop.goals import split_of
+from rl_app.shop.types import Split
 
 __all__ = [
     "StepRecord",

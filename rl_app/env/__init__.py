@@ -1,1 +1,2 @@
-"""The WebShop text shop: catalogue, goals, search, pages, reward, gymnasium env, agents."""
+"""The environments over the shop (:mod:`rl_app.shop`): the text env, its candidate actions,
+the observation layouts and the gymnasium env."""

@@ -17,8 +17,8 @@ from typing import Optional, Protocol
 import numpy as np
 
 from rl_app.env.candidates import core_phrase, strip_option_clause, strip_price_clause
-from rl_app.env.site import BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV_PAGE
 from rl_app.env.text_env import WebShopTextEnv
+from rl_app.shop.site import BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV_PAGE
 
 __all__ = ["Agent", "RuleAgent", "DemonstratorAgent", "DemonstratorConfig", "EpisodeResult", "run_episode"]
 

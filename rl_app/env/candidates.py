@@ -13,7 +13,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from rl_app.env.types import Goal
+from rl_app.shop.types import Goal
 
 __all__ = [
     "SearchCandidates",

@@ -21,10 +21,10 @@ from rl_app.env.candidates import (
     reduce_candidates,
     search_candidates,
 )
-from rl_app.env.config import LoadedShop, ShopConfig, load_shop
-from rl_app.env.goals import split_of
-from rl_app.env.site import ShopSession
-from rl_app.env.types import Goal, Split
+from rl_app.shop.config import LoadedShop, ShopConfig, load_shop
+from rl_app.shop.goals import split_of
+from rl_app.shop.site import ShopSession
+from rl_app.shop.types import Goal, Split
 
 __all__ = ["TextEnvConfig", "WebShopTextEnv", "DEFAULT_MAX_STEPS"]
 

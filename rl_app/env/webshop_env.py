@@ -21,9 +21,9 @@ from typing import Any, Mapping, Optional
 import gymnasium as gym
 import numpy as np
 
-from rl_app.env.config import ShopConfig
 from rl_app.env.observation import Layout, ObservationEncoder
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
+from rl_app.shop.config import ShopConfig
 
 __all__ = ["WebShopEnv", "WebShopEnvConfig", "ENV_ID", "RLLIB_ENV_NAME", "register_rllib_env"]
 

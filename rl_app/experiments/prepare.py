@@ -168,7 +168,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     env = preset.env_config()
     shop = preset.shop_config()
     if shop.get("catalogue") == "webshop":
-        from rl_app.env.catalogue import resolve_webshop_data_dir
+        from rl_app.shop.catalogue import resolve_webshop_data_dir
 
         shop["data_dir"] = env["data_dir"] = str(resolve_webshop_data_dir(shop.get("data_dir")))
     text_env = {k: env[k] for k in _ENV_TEXT_KEYS if k in env}

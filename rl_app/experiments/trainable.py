@@ -98,10 +98,10 @@ def evaluate_checkpoint(checkpoint: str | Path, *, shop: Mapping[str, Any], env:
     """Play the first ``n_goals`` goals of ``split`` with a saved policy, in this process,
     with the experiment's episode settings (max_steps, k_max, action history);
     ``frozen_cache``: stored frozen rows a cached-encoder policy starts from."""
-    from rl_app.env.config import ShopConfig, load_shop
     from rl_app.env.text_env import TextEnvConfig
     from rl_app.eval.agents import AgentSpec
     from rl_app.eval.evaluate import evaluate
+    from rl_app.shop.config import ShopConfig, load_shop
 
     goals = list(load_shop(ShopConfig.from_dict(dict(shop))).goals.indices(split))[:n_goals]
     text = {k: env[k] for k in ("k_max", "num_prev_actions") if k in env}  # the policy picks its own layout

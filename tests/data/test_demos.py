@@ -21,8 +21,8 @@ from rl_app.data.demos import (
 from rl_app.data.io import SUMMARY_FILE, read_trajectories, write_trajectories
 from rl_app.data.schema import records_from_frame, validate_episodes
 from rl_app.env.agents import DemonstratorAgent
-from rl_app.env.config import ShopConfig, load_shop
 from rl_app.env.text_env import WebShopTextEnv
+from rl_app.shop.config import ShopConfig, load_shop
 
 # 300 synthetic products give ~1,200 goals: no train split (1500+). 1,000 give ~3,300 (built in ~0.3 s).
 SHOP = {"catalogue": "synthetic", "synthetic_products": 1000, "synthetic_seed": 1}

@@ -7,9 +7,9 @@ from typing import Optional
 
 import pytest
 
-from rl_app.env.site import BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE
 from rl_app.env.text_env import WebShopTextEnv
 from rl_app.eval.agents import AgentSpec, Decision
+from rl_app.shop.site import BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE
 
 SMALL = {"catalogue": "synthetic", "synthetic_products": 300, "synthetic_seed": 1}
 
@@ -80,7 +80,7 @@ def back_to_search_factory(spec: AgentSpec) -> BackToSearchAgent:
 
 @pytest.fixture(scope="session")
 def small_shop():
-    from rl_app.env.config import ShopConfig, load_shop
+    from rl_app.shop.config import ShopConfig, load_shop
 
     return load_shop(ShopConfig.from_dict(SMALL))
 

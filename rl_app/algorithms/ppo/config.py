@@ -87,7 +87,7 @@ class WebShopPPOConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupCon
             cfg = dict(env_config or {})
             WebShopEnvConfig.from_dict(cfg)  # fail here, with the key named, not on a remote runner
             if cfg.get("catalogue") == "webshop":
-                from rl_app.env.catalogue import resolve_webshop_data_dir
+                from rl_app.shop.catalogue import resolve_webshop_data_dir
 
                 cfg["data_dir"] = str(resolve_webshop_data_dir(cfg.get("data_dir")))
             self.webshop_env_config = cfg

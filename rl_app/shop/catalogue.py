@@ -24,8 +24,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
-from rl_app.env.types import DEFAULT_PRICE, HumanInstruction, Product
 from rl_app.errors import InputError
+from rl_app.shop.types import DEFAULT_PRICE, HumanInstruction, Product
 
 __all__ = [
     "Catalogue",

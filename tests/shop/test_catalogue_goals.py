@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from rl_app.env.catalogue import (
+from rl_app.shop.catalogue import (
     Catalogue,
     CatalogueError,
     index_contents,
@@ -17,8 +17,8 @@ from rl_app.env.catalogue import (
     resolve_webshop_data_dir,
     sample_prices,
 )
-from rl_app.env.goals import build_goal_set, split_of
-from rl_app.env.types import NO_PRICE_LIMIT, GoalOption, Product
+from rl_app.shop.goals import build_goal_set, split_of
+from rl_app.shop.types import NO_PRICE_LIMIT, GoalOption, Product
 
 
 def _product(asin="B000000001", pricing=(12.0,), options=(), instruction="Find me tea with tea tree",
@@ -158,7 +158,7 @@ def test_human_goals_from_embedded_records(webshop_data_dir):
 
 
 def test_written_synthetic_catalogue_loads_as_a_webshop_data_dir(tmp_path):
-    from rl_app.env.synthetic import generate_catalogue, write_catalogue_jsonl
+    from rl_app.shop.synthetic import generate_catalogue, write_catalogue_jsonl
 
     cat = generate_catalogue(120, seed=4)
     (tmp_path / "resources_1k").mkdir()
@@ -169,7 +169,7 @@ def test_written_synthetic_catalogue_loads_as_a_webshop_data_dir(tmp_path):
 # ----------------------------------------------------------------------------- bad input, named
 def _small_dir(tmp_path, n=12):
     """A small-layout data dir of a synthetic catalogue; returns (docs path, ins path, lines, ins)."""
-    from rl_app.env.synthetic import generate_catalogue, write_catalogue_jsonl
+    from rl_app.shop.synthetic import generate_catalogue, write_catalogue_jsonl
 
     (tmp_path / "resources_1k").mkdir()
     docs = tmp_path / "resources_1k" / "documents.jsonl"

@@ -14,12 +14,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Optional
 
-from rl_app.env.catalogue import Catalogue, load_webshop_catalogue, resolve_webshop_data_dir
-from rl_app.env.goals import GoalSet, build_goal_set
-from rl_app.env.nouns import default_noun_tagger
-from rl_app.env.reward import compute_reward
-from rl_app.env.search import SearchEngine
-from rl_app.env.site import Shop
+from rl_app.shop.catalogue import Catalogue, load_webshop_catalogue, resolve_webshop_data_dir
+from rl_app.shop.goals import GoalSet, build_goal_set
+from rl_app.shop.nouns import default_noun_tagger
+from rl_app.shop.reward import compute_reward
+from rl_app.shop.search import SearchEngine
+from rl_app.shop.site import Shop
 
 __all__ = ["ShopConfig", "LoadedShop", "load_shop", "clear_shop_cache"]
 
@@ -88,7 +88,7 @@ def _build(config: ShopConfig) -> LoadedShop:
         catalogue = load_webshop_catalogue(config.data_dir)
         nouns = default_noun_tagger(config.data_dir)
     else:
-        from rl_app.env.synthetic import generate_catalogue
+        from rl_app.shop.synthetic import generate_catalogue
 
         catalogue = generate_catalogue(config.synthetic_products, seed=config.synthetic_seed)
         nouns = default_noun_tagger(None)

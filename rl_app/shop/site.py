@@ -26,11 +26,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Optional
 
-from rl_app.env import pages
-from rl_app.env.catalogue import Catalogue
-from rl_app.env.reward import RewardBreakdown, compute_reward
-from rl_app.env.search import SearchEngine
-from rl_app.env.types import Goal
+from rl_app.shop import pages
+from rl_app.shop.catalogue import Catalogue
+from rl_app.shop.reward import RewardBreakdown, compute_reward
+from rl_app.shop.search import SearchEngine
+from rl_app.shop.types import Goal
 
 __all__ = [
     "Shop",

@@ -21,8 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal, Optional, Sequence
 
-from rl_app.env.catalogue import Catalogue, CatalogueError, sample_prices
-from rl_app.env.types import NO_PRICE_LIMIT, Goal, GoalOption, Split
+from rl_app.shop.catalogue import Catalogue, CatalogueError, sample_prices
+from rl_app.shop.types import NO_PRICE_LIMIT, Goal, GoalOption, Split
 
 __all__ = [
     "GoalSet",

@@ -2,8 +2,8 @@
 
 WebShop's pyserini index analyses text with StandardTokenizer (Unicode UAX#29 words) ->
 EnglishPossessiveFilter -> lower case -> Lucene's 33 English stopwords -> PorterStemmer.
-:func:`analyze` reproduces that chain; :mod:`rl_app.env.search` scores its tokens with BM25.
-Known differences are listed in :mod:`rl_app.env.search`'s docstring.
+:func:`analyze` reproduces that chain; :mod:`rl_app.shop.search` scores its tokens with BM25.
+Known differences are listed in :mod:`rl_app.shop.search`'s docstring.
 """
 
 from __future__ import annotations

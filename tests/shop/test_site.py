@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rl_app.env.catalogue import Catalogue, index_contents
-from rl_app.env.nouns import HeuristicNounTagger
-from rl_app.env.reward import compute_reward
-from rl_app.env.search import SearchEngine
-from rl_app.env.site import Shop, parse_action
-from rl_app.env.types import Goal, GoalOption, Product
+from rl_app.shop.catalogue import Catalogue, index_contents
+from rl_app.shop.nouns import HeuristicNounTagger
+from rl_app.shop.reward import compute_reward
+from rl_app.shop.search import SearchEngine
+from rl_app.shop.site import Shop, parse_action
+from rl_app.shop.types import Goal, GoalOption, Product
 
 # ----------------------------------------------------------------------------- hand-made shop
 

@@ -9,11 +9,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rl_app.env.catalogue import (CatalogueError, index_contents, load_documents_jsonl,
+from rl_app.shop.catalogue import (CatalogueError, index_contents, load_documents_jsonl,
                                   load_webshop_catalogue)
-from rl_app.env.goals import build_goal_set
-from rl_app.env.search import SearchEngine
-from rl_app.env.synthetic import CATEGORY_WEIGHTS, generate_catalogue, write_catalogue_jsonl
+from rl_app.shop.goals import build_goal_set
+from rl_app.shop.search import SearchEngine
+from rl_app.shop.synthetic import CATEGORY_WEIGHTS, generate_catalogue, write_catalogue_jsonl
 
 N_STATS = 2000
 

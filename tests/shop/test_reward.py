@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rl_app.env.nouns import HeuristicNounTagger, TableNounTagger
-from rl_app.env.reward import (
+from rl_app.shop.nouns import HeuristicNounTagger, TableNounTagger
+from rl_app.shop.reward import (
     COLOR_SET,
     attribute_reward,
     category_match,
@@ -22,7 +22,7 @@ from rl_app.env.reward import (
     token_set_ratio,
     type_reward,
 )
-from rl_app.env.types import Goal, GoalOption, Product
+from rl_app.shop.types import Goal, GoalOption, Product
 
 # ----------------------------------------------------------------------------- hand-made shop
 
@@ -295,8 +295,8 @@ def reward_data_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def reference(reward_data_dir):
-    from rl_app.env.catalogue import load_webshop_catalogue
-    from rl_app.env.goals import build_goal_set
+    from rl_app.shop.catalogue import load_webshop_catalogue
+    from rl_app.shop.goals import build_goal_set
 
     catalogue = load_webshop_catalogue(reward_data_dir)
     goals = build_goal_set(catalogue, seed=0)

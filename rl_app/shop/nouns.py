@@ -2,7 +2,7 @@
 
 WebShop runs spaCy on the goal's and the purchased product's names and keeps the
 lower-cased text of every token tagged NOUN or PROPN, duplicates included; title_score is
-computed from those lists (see :mod:`rl_app.env.reward`). Three interchangeable taggers
+computed from those lists (see :mod:`rl_app.shop.reward`). Three interchangeable taggers
 implement the :class:`NounTagger` protocol:
 
 * :class:`SpacyNounTagger`: the real thing, when spaCy and a model are installed (lazy:

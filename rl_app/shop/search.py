@@ -25,7 +25,7 @@ Southeast-Asian rules are not modelled); tokens are not cut at 255 characters.
 Checked on the real catalogue: the first 20 results for the query captured from the
 original in reference/PAGES.md come out in the same order, and all 150
 ``bm25_top10_random_product`` reference cases (a product drawn from the original's top 10)
-find their product in our top 10; with exact lengths, 148 do (tests/env/test_search.py).
+find their product in our top 10; with exact lengths, 148 do (tests/shop/test_search.py).
 
 Bad input: an empty, whitespace-only or stopword-only query returns ``[]`` (Lucene would
 return no hits); a query's analysed tokens beyond ``max_query_tokens`` (default 1024,
@@ -52,11 +52,11 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
-from rl_app.env.analysis import _normalise, _raw_tokens, _stem_many, analyze, porter_stem
 from rl_app.errors import InputError
+from rl_app.shop.lucene_analyzer import _normalise, _raw_tokens, _stem_many, analyze, porter_stem
 
 if TYPE_CHECKING:
-    from rl_app.env.catalogue import Catalogue
+    from rl_app.shop.catalogue import Catalogue
 
 __all__ = [
     "SearchEngine",

@@ -9,13 +9,13 @@ import os
 import numpy as np
 import pytest
 
-from rl_app.env import search as search_module
-from rl_app.env.catalogue import Catalogue, default_webshop_data_dir, index_contents
-from rl_app.env import analysis
-from rl_app.env.analysis import _raw_tokens, _token_pattern, analyze, porter_stem
-from rl_app.env.search import SearchEngine, SearchIndexError, _lucene_norm_length
-from rl_app.env.synthetic import generate_catalogue
-from rl_app.env.types import Product
+from rl_app.shop import lucene_analyzer
+from rl_app.shop import search as search_module
+from rl_app.shop.catalogue import Catalogue, default_webshop_data_dir, index_contents
+from rl_app.shop.lucene_analyzer import _raw_tokens, _token_pattern, analyze, porter_stem
+from rl_app.shop.search import SearchEngine, SearchIndexError, _lucene_norm_length
+from rl_app.shop.synthetic import generate_catalogue
+from rl_app.shop.types import Product
 
 DATA_DIR = default_webshop_data_dir()
 needs_webshop_data = pytest.mark.skipif(
@@ -251,7 +251,7 @@ def test_pruned_top_k_equals_full_scan(synthetic, monkeypatch):
 
 @pytest.fixture(scope="module")
 def webshop():
-    from rl_app.env.catalogue import load_webshop_catalogue
+    from rl_app.shop.catalogue import load_webshop_catalogue
 
     catalogue = load_webshop_catalogue(DATA_DIR)
     return catalogue, SearchEngine.build(catalogue)
@@ -296,4 +296,4 @@ def test_ascii_fast_path_and_pystemmer_agree_with_reference_code(webshop):
     snowball = Stemmer.Stemmer("porter")
     words = {w.lower() for p in catalogue for w in _raw_tokens(p.contents)}
     differ = {w for w in words if porter_stem(w) != snowball.stemWord(w)}
-    assert differ and all(analysis._needs_lucene_porter(w) for w in differ)
+    assert differ and all(lucene_analyzer._needs_lucene_porter(w) for w in differ)

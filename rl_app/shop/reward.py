@@ -44,8 +44,8 @@ from typing import Any, Literal, Mapping, NamedTuple, Optional, Sequence, Union
 from rapidfuzz import fuzz as _rf_fuzz
 from rapidfuzz.utils import default_process as _default_process
 
-from rl_app.env.nouns import NounTagger, default_noun_tagger
-from rl_app.env.types import Goal, GoalOption, Product
+from rl_app.shop.nouns import NounTagger, default_noun_tagger
+from rl_app.shop.types import Goal, GoalOption, Product
 
 __all__ = [
     "RewardBreakdown",

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rl_app.env import nouns as nouns_mod
-from rl_app.env.nouns import (
+from rl_app.shop import nouns as nouns_mod
+from rl_app.shop.nouns import (
     HeuristicNounTagger,
     NounTagger,
     SpacyNounTagger,

@@ -32,8 +32,8 @@ from typing import Optional
 
 import numpy as np
 
-from rl_app.env.catalogue import Catalogue, index_contents
-from rl_app.env.types import DEFAULT_PRICE, Product
+from rl_app.shop.catalogue import Catalogue, index_contents
+from rl_app.shop.types import DEFAULT_PRICE, Product
 
 __all__ = ["generate_catalogue", "write_catalogue_jsonl", "CATEGORY_WEIGHTS", "OPTION_GROUP_COUNT_P"]
 

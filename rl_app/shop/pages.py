@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Literal, Mapping, NamedTuple, Sequence
 
-from rl_app.env.types import Product
+from rl_app.shop.types import Product
 
 __all__ = ["Node", "render", "search_page", "results_page", "item_page", "sub_page", "done_page"]
 
