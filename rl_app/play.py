@@ -21,9 +21,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from rl_app.env.agents import EpisodeResult
+from rl_app.agents.scripted import EpisodeResult
+from rl_app.agents.specs import AgentSpec, make_agent
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
-from rl_app.eval.agents import AgentSpec, make_agent
 from rl_app.eval.evaluate import play_goals
 from rl_app.eval.trace import render_trace, trace_episode
 from rl_app.shop.config import ShopConfig

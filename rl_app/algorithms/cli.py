@@ -111,7 +111,7 @@ def evaluate_policy_dir(policy_dir: Path, shop: dict[str, Any], *, name: str, sp
                         seed: int, num_workers: int, out: Path) -> dict[str, Any]:
     """Greedy and sampled (seeded) play of a saved policy on the first ``n_goals`` of ``split``;
     per-goal files in ``out/eval_{greedy,sampled}``; returns ``{"eval/greedy": ..., "eval/sampled": ...}``."""
-    from rl_app.eval.agents import AgentSpec
+    from rl_app.agents.specs import AgentSpec
     from rl_app.eval.evaluate import evaluate
     from rl_app.shop.config import ShopConfig, load_shop
 

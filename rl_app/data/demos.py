@@ -27,9 +27,9 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from rl_app.agents.scripted import Agent, DemonstratorAgent, RuleAgent
 from rl_app.data.io import write_trajectories
 from rl_app.data.schema import Source, StepRecord
-from rl_app.env.agents import Agent, DemonstratorAgent, RuleAgent
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
 from rl_app.shop.config import ShopConfig, load_shop
 from rl_app.shop.goals import SPLIT_RANGES, split_of

@@ -30,9 +30,10 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from rl_app.agents.policy import PolicyAgent
 from rl_app.data.schema import StepRecord
 
-__all__ = ["page_key", "prune_loops", "PolicyAgent", "GenerationSummary", "generate_trajectories"]
+__all__ = ["page_key", "prune_loops", "GenerationSummary", "generate_trajectories"]
 
 PROGRESS_FILE = "_progress.json"
 SUMMARY_FILE = "_summary.json"
@@ -60,26 +61,6 @@ def prune_loops(steps: Sequence[StepRecord]) -> list[StepRecord]:
         where[key] = len(kept)
         kept.append(s)
     return [replace(s, step=i) for i, s in enumerate(kept)]
-
-
-class PolicyAgent:
-    """A ChoicePolicy acting on the text env (sampled or greedy), seeded per episode."""
-
-    def __init__(self, policy, *, greedy: bool = False, rng: Optional[np.random.Generator] = None,
-                 name: str = "policy") -> None:
-        self.policy = policy
-        self.greedy = greedy
-        self.rng = rng if rng is not None else np.random.default_rng()
-        self.name = name
-
-    def reset(self, env) -> None:
-        pass
-
-    def act(self, env) -> str:
-        candidates = env.candidates()
-        index, _ = self.policy.act(env.observation(), env.candidate_texts(candidates), greedy=self.greedy,
-                                   rng=self.rng)
-        return candidates[index]
 
 
 @dataclass(frozen=True)

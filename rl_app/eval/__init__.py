@@ -1,7 +1,7 @@
 """Evaluation: any agent on a goal split, Thompson sampling across agents, episode traces.
 
-* :mod:`rl_app.eval.agents`: ``AgentSpec`` (rule / demonstrator / policy checkpoint, greedy
-  or sampled, seeded) and ``make_agent``;
+The agents it plays are named by :class:`rl_app.agents.AgentSpec` (:mod:`rl_app.agents.specs`).
+
 * :mod:`rl_app.eval.evaluate`: one episode per goal, serial or as Ray tasks; score, success
   rate, 95% intervals, per-goal parquet/CSV (``python -m rl_app.eval.evaluate``);
 * :mod:`rl_app.eval.thompson`: the paper's Thompson sampling with agents as arms
@@ -16,10 +16,6 @@ from __future__ import annotations
 from rl_app._lazy import lazy_getattr
 
 _EXPORTS = {
-    "AgentSpec": "rl_app.eval.agents",
-    "make_agent": "rl_app.eval.agents",
-    "parse_agents": "rl_app.eval.agents",
-    "episode_seed": "rl_app.eval.agents",
     "EpisodeRecord": "rl_app.eval.evaluate",
     "EvalResult": "rl_app.eval.evaluate",
     "evaluate": "rl_app.eval.evaluate",

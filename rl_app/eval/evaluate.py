@@ -16,7 +16,7 @@ with reward == 1 (a truncated episode scores 0). Intervals (95%):
 
 Both describe the spread over goals for this one seed; DECISIONS.md 9 asks for >= 3
 training seeds on top. Each episode is seeded from (seed, goal_index) alone
-(:func:`~rl_app.eval.agents.episode_seed`), so a rerun, another order or another
+(:func:`~rl_app.agents.specs.episode_seed`), so a rerun, another order or another
 ``num_workers`` give identical per-goal results. Per-goal results go to
 ``episodes.parquet`` and ``episodes.csv`` (same rows; ``actions`` and ``purchased_options``
 are JSON strings in the CSV) plus ``summary.json``.
@@ -37,9 +37,9 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
+from rl_app.agents.specs import AGENT_KINDS, AgentSpec, EvalAgent, env_rng, make_agent
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
 from rl_app.errors import InputError
-from rl_app.eval.agents import AGENT_KINDS, AgentSpec, EvalAgent, env_rng, make_agent
 from rl_app.eval.files import atomic_write, atomic_write_text
 from rl_app.shop.config import ShopConfig, load_shop
 from rl_app.shop.goals import split_of

@@ -98,8 +98,8 @@ def evaluate_checkpoint(checkpoint: str | Path, *, shop: Mapping[str, Any], env:
     """Play the first ``n_goals`` goals of ``split`` with a saved policy, in this process,
     with the experiment's episode settings (max_steps, k_max, action history);
     ``frozen_cache``: stored frozen rows a cached-encoder policy starts from."""
+    from rl_app.agents.specs import AgentSpec
     from rl_app.env.text_env import TextEnvConfig
-    from rl_app.eval.agents import AgentSpec
     from rl_app.eval.evaluate import evaluate
     from rl_app.shop.config import ShopConfig, load_shop
 

@@ -33,7 +33,7 @@ def write_rows(rows: Sequence[dict], path: Path) -> str:
 
 def play_demonstrations(goals: Sequence[int]) -> list[dict[str, Any]]:
     """The DemonstratorAgent on the synthetic shop, recorded as trajectory rows."""
-    from rl_app.env.agents import DemonstratorAgent
+    from rl_app.agents.scripted import DemonstratorAgent
     from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
 
     env = WebShopTextEnv(SHOP, TextEnvConfig(split="dev"))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rl_app.agents.scripted import DemonstratorAgent
 from rl_app.data.demos import (
     TRAIN_START,
     demo_episode_id,
@@ -20,7 +21,6 @@ from rl_app.data.demos import (
 )
 from rl_app.data.io import SUMMARY_FILE, read_trajectories, write_trajectories
 from rl_app.data.schema import records_from_frame, validate_episodes
-from rl_app.env.agents import DemonstratorAgent
 from rl_app.env.text_env import WebShopTextEnv
 from rl_app.shop.config import ShopConfig, load_shop
 

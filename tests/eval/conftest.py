@@ -7,8 +7,8 @@ from typing import Optional
 
 import pytest
 
+from rl_app.agents.specs import AgentSpec, Decision
 from rl_app.env.text_env import WebShopTextEnv
-from rl_app.eval.agents import AgentSpec, Decision
 from rl_app.shop.site import BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE
 
 SMALL = {"catalogue": "synthetic", "synthetic_products": 300, "synthetic_seed": 1}

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rl_app.agents.specs import AgentSpec, ScriptedEvalAgent, episode_seed, make_agent, parse_agents
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
-from rl_app.eval.agents import AgentSpec, ScriptedEvalAgent, episode_seed, make_agent, parse_agents
 from rl_app.eval.evaluate import play_goals
 
 

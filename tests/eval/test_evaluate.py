@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl_app.eval.agents import AgentSpec
+from rl_app.agents.specs import AgentSpec
 from rl_app.eval.evaluate import (
     EVAL_SCORE,
     EVAL_SUCCESS_RATE,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rl_app.agents.specs import AgentSpec, make_agent
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
-from rl_app.eval.agents import AgentSpec, make_agent
 from rl_app.eval.evaluate import play_episode
 from rl_app.eval.trace import main, render_trace, trace_episode, write_trace
 

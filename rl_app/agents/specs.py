@@ -23,7 +23,7 @@ from typing import Literal, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from rl_app.env.agents import DemonstratorAgent, RuleAgent
+from rl_app.agents.scripted import DemonstratorAgent, RuleAgent
 from rl_app.env.text_env import WebShopTextEnv
 
 __all__ = [

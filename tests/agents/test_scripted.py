@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rl_app.env.agents import DemonstratorAgent, RuleAgent, run_episode
+from rl_app.agents.scripted import DemonstratorAgent, RuleAgent, run_episode
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
 from rl_app.play import evaluate_scripted
 
