@@ -20,7 +20,7 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
-from rl_app.bench.machine import machine_line  # noqa: E402
+from rl_app.machine import machine_line  # noqa: E402
 from rl_app.env.agents import DemonstratorAgent, RuleAgent  # noqa: E402
 from rl_app.env.config import ShopConfig, load_shop  # noqa: E402
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv  # noqa: E402

@@ -92,7 +92,7 @@ class Row:
 def machine_info(device: torch.device, precision: str) -> str:
     import transformers
 
-    from rl_app.bench.machine import cpu_model
+    from rl_app.machine import cpu_model
 
     parts = [platform.platform(), f"CPU {cpu_model()} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
              f"torch {torch.__version__}", f"transformers {transformers.__version__}"]
