@@ -54,7 +54,7 @@ RLlib run in the driver and in every learner (on CUDA it sets ``CUBLAS_WORKSPACE
 with those settings undone; the process's settings are restored at the end.
 
 ``overhead = row_time / raw_time - 1``: what a row's update costs beyond the raw encoder's step,
-as a share of that raw step time (the issue's target for the DPO learner: < 30% on GPU, i.e. the
+as a share of that raw step time (the project's target for the DPO learner: < 30% on GPU, i.e. the
 whole DPO update, data path included, in < 1.3x the raw step's time).
 
 ``--compile [BACKEND]`` (default backend ``inductor``): ``torch.compile`` the BERT encoder with
