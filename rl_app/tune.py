@@ -57,7 +57,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     from ray import tune
 
     from rl_app.algorithms.notices import silence_harmless_notices
-    from rl_app.bench.machine import machine_line
+    from rl_app.machine import machine_line
     from rl_app.experiments.analysis import write_report
     from rl_app.experiments.prepare import prep_key, prepare
     from rl_app.experiments.spec import TuneSettings, trial_specs

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from rl_app.algorithms.gradients import add_lr_warmup_argument
 from rl_app.algorithms.offline import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STATE_TOKENS, LEARNER_SECONDS, \
     LEARNER_SECONDS_ITER
-from rl_app.algorithms.precision import add_precision_argument
+from rl_app.algorithms.rllib_patches.precision import add_precision_argument
+from rl_app.algorithms.warmup import add_lr_warmup_argument
 from rl_app.env.observation import LAYOUTS
 from rl_app.errors import InputError
 

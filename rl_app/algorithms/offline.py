@@ -47,10 +47,10 @@ from ray.rllib.utils import flatten_dict
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-from rl_app.algorithms.determinism import DeterminismConfigMixin, kernel_settings_kept
-from rl_app.algorithms.gradients import LRWarmupConfigMixin
 from rl_app.algorithms.notices import silence_harmless_notices
-from rl_app.algorithms.precision import PrecisionConfigMixin
+from rl_app.algorithms.rllib_patches import PatchedConfigMixin
+from rl_app.algorithms.rllib_patches.determinism import kernel_settings_kept
+from rl_app.algorithms.warmup import LRWarmupConfigMixin
 from rl_app.env.candidates import DEFAULT_K_MAX
 from rl_app.env.observation import (
     DEFAULT_MAX_ACTION_TOKENS,
@@ -83,7 +83,7 @@ LEARNER_SECONDS_ITER = "time/learner_iter_s"
 _NO_MODULE_STATE = {"unused": "ChoiceOfflinePreLearner needs no module weights"}
 
 
-class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupConfigMixin, AlgorithmConfig):
+class OfflineChoiceConfig(PatchedConfigMixin, LRWarmupConfigMixin, AlgorithmConfig):
     """Settings of an offline algorithm that trains ``WebShopChoiceModule`` from parquet.
 
     Build with keyword-only builder methods (each returns ``self``)::
@@ -124,8 +124,8 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
         self.dataset_num_iters_per_learner = 10
         self.train_batch_size_per_learner = 32
         self.lr = 1e-4
-        self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rl_app.algorithms.precision)
-        self.lr_warmup_updates = 0  # linear warmup over N updates (rl_app.algorithms.gradients)
+        self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rllib_patches.precision)
+        self.lr_warmup_updates = 0  # linear warmup over N updates (rl_app.algorithms.warmup)
         # The value head gets no gradient from offline policy losses; DDP (num_learners > 1)
         # would otherwise wait for its gradients forever.
         self.torch_ddp_kwargs = {"find_unused_parameters": True}
@@ -250,8 +250,6 @@ class OfflineChoiceConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmup
     def validate(self) -> None:
         silence_harmless_notices()  # RLlib's validate() logs its new-API-stack notice
         super().validate()
-        self._validate_precision()
-        self._validate_lr_warmup()
         if self.num_env_runners:
             self._value_error(f"{type(self).__name__} trains from files only: set "
                               "config.env_runners(num_env_runners=0)")
@@ -375,7 +373,7 @@ class OfflineChoiceAlgorithm(Algorithm):
         return OfflineChoiceConfig()
 
     def setup(self, config) -> None:
-        # RLlib's seeding (rl_app.algorithms.determinism); a seeded run's dataset also keeps
+        # RLlib's seeding (rl_app.algorithms.rllib_patches.determinism); a seeded run's dataset also keeps
         # its block order (the dataset copies the DataContext when OfflineData reads it).
         with kernel_settings_kept(config), _block_order_kept(config.seed is not None):
             super().setup(config)

@@ -21,7 +21,7 @@ import time  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
 from rl_app.agents.scripted import DemonstratorAgent, RuleAgent  # noqa: E402
-from rl_app.bench.machine import machine_line  # noqa: E402
+from rl_app.machine import machine_line  # noqa: E402
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv  # noqa: E402
 from rl_app.env.webshop_env import WebShopEnv, WebShopEnvConfig  # noqa: E402
 from rl_app.shop.config import ShopConfig, load_shop  # noqa: E402

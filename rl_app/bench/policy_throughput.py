@@ -29,8 +29,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-__all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "median_step_time", "run_shapes",
-           "BERT_BASE_SHAPE", "BERT_BASE_ARCH", "main"]
+__all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "median_step_time", "sync_device",
+           "run_shapes", "BERT_BASE_SHAPE", "BERT_BASE_ARCH", "main"]
 
 BERT_BASE_SHAPE = "bert-base-shape"
 # bert-base-uncased's architecture (random weights in the benchmarks: nothing is downloaded).
@@ -92,7 +92,7 @@ class Row:
 def machine_info(device: torch.device, precision: str) -> str:
     import transformers
 
-    from rl_app.bench.machine import cpu_model
+    from rl_app.machine import cpu_model
 
     parts = [platform.platform(), f"CPU {cpu_model()} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})",
              f"torch {torch.__version__}", f"transformers {transformers.__version__}"]
@@ -122,7 +122,8 @@ def _inputs(s: BenchSettings, vocab: int, device: torch.device, gen: torch.Gener
     return [t.to(device) for t in (state, actions, mask, labels)]
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA); nothing to wait for on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -135,7 +136,7 @@ def median_step_time(step: Callable[[], None], seconds: float, device: torch.dev
     every step. Returns (median seconds, steps timed). Shared by the throughput benchmarks."""
     for _ in range(warmup_steps):
         step()
-    _sync(device)
+    sync_device(device)
     if before_timing is not None:
         before_timing()
     durations: list[float] = []
@@ -143,7 +144,7 @@ def median_step_time(step: Callable[[], None], seconds: float, device: torch.dev
     while len(durations) < min_steps or time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
         step()
-        _sync(device)
+        sync_device(device)
         durations.append(time.perf_counter() - t0)
     return statistics.median(durations), len(durations)
 

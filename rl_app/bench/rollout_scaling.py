@@ -14,7 +14,7 @@ import argparse
 import time
 from typing import Optional, Sequence
 
-from rl_app.bench.machine import machine_line
+from rl_app.machine import machine_line
 
 __all__ = ["measure", "main"]
 

@@ -23,7 +23,7 @@ This module keeps that interaction and removes its costs:
   the host in one transfer per forward pass: on a GPU each such read makes the CPU wait for
   the queued kernels, and a host-bound update (MiniLM) pays for every one. Rows are selected
   without ``nonzero`` and the attention masks are handed to BERT ready-made, so neither
-  reads the device again (``python -m rl_app.bench.gradient_step`` counts the reads).
+  reads the device again (``rl_app.op_counter.OpCounter`` counts the reads).
 
 Features per candidate token t (hidden h_t, attended state a_t, candidate summary c):
 ``[h_t, a_t, h_t * a_t, c * a_t]`` -> Linear+ReLU -> masked mean over t -> MLP -> logit.

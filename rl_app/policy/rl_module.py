@@ -267,7 +267,7 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
         """``torch.compile`` the BERT encoder in place, with dynamic shapes; the rest stays eager.
 
         Learners call this for ``config.framework(torch_compile_learner=True)`` (through
-        :class:`~rl_app.algorithms.compile.CompileLearnerMixin`; RLlib 2.60's env runners never
+        :class:`~rl_app.algorithms.rllib_patches.compile.CompileLearnerMixin`; RLlib 2.60's env runners never
         read ``torch_compile_worker``, so sampling stays eager). RLlib's default would compile
         ``_forward_train`` and ``_forward_inference`` whole; here they select the valid candidates
         and cut padding with data-dependent shapes (graph breaks, and a recompile per new batch

@@ -135,3 +135,45 @@ def reference(tmp_path_factory):
     policy = ChoicePolicy(ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))), load_tokenizer("tiny"),
                           max_state_tokens=STATE_TOKENS, max_action_tokens=ACTION_TOKENS)
     return policy, policy.save_pretrained(tmp_path_factory.mktemp("ref") / "policy")
+
+
+@pytest.fixture(scope="module")
+def tiny_dpo(reference, tmp_path_factory):
+    """(build, batch): ``build(learner_class=None, **training)`` makes a DPO learner of a tiny config in
+    this process (no Ray; lr 1e-3 unless given); ``batch`` is 4 preference pairs as its ``_update``
+    takes them (CPU tensors)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from rl_app.algorithms.dpo import DPOConfig, DPOPreLearner
+    from rl_app.data.pairs import PAIR_SCHEMA
+
+    colors = ("red", "blue", "green", "black")
+    rows = [dict(pair_id=f"p{i}/0", kind="step", episode_id=f"p{i}", goal_index=FIRST_GOAL, split="dev", step=0,
+                 source="demo", state=f"instruction: i want a {colors[i]} shirt [SEP] item page [SEP] color",
+                 candidates=[f"click[{c}]" for c in colors], candidate_texts=[f"click[{c}]" for c in colors],
+                 chosen=i, rejected=(i + 1) % 4, ref_chosen_logp=-1.3863, ref_rejected_logp=-1.3863)
+            for i in range(4)]
+    directory = tmp_path_factory.mktemp("tiny_pairs")
+    pq.write_table(pa.Table.from_pylist(rows, schema=PAIR_SCHEMA), directory / "pairs.parquet")
+
+    def config(**training):
+        return (DPOConfig()
+                .dataset(paths=[str(directory)])
+                .observations(k_max=K_MAX, max_state_tokens=STATE_TOKENS, max_action_tokens=ACTION_TOKENS)
+                .rl_module(model_config={"init_checkpoint": str(reference[1])})
+                .training(**{"lr": 1e-3, "train_batch_size_per_learner": 4, "grad_clip": 1.0, **training})
+                .learners(num_learners=0, num_gpus_per_learner=0, precision="fp32"))
+
+    def build(learner_class=None, **training):
+        c = config(**training)
+        if learner_class is not None:
+            c.learners(learner_class=learner_class)
+        return c.build_learner()
+
+    columns = {key: np.array([r[key] for r in rows] + [None], dtype=object)[:-1] for key in rows[0]}
+    module_batch = DPOPreLearner(config=config()).module_batch(columns)
+    obs = {key: torch.as_tensor(value) for key, value in module_batch["obs"].items()}
+    rest = {key: torch.as_tensor(value) for key, value in module_batch.items() if key != "obs"}
+    return build, {"default_policy": {"obs": obs, **rest}}

@@ -1,5 +1,5 @@
 """Seeded runs keep torch's kernel settings unless deterministic kernels are asked for
-(rl_app.algorithms.determinism): the context manager, the config flag, a seeded algorithm's
+(rl_app.algorithms.rllib_patches.determinism): the context manager, the config flag, a seeded algorithm's
 driver and a remote learner's process."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 from ray.rllib.utils.debug import update_global_seed_if_necessary
 
-from rl_app.algorithms.determinism import kernel_settings, kernel_settings_kept, restore_kernel_settings
+from rl_app.algorithms.rllib_patches.determinism import kernel_settings, kernel_settings_kept, restore_kernel_settings
 from .conftest import tiny_il_config
 
 

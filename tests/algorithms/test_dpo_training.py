@@ -216,7 +216,7 @@ def test_dpo_with_a_remote_learner(ray_session, pair_dir, reference):
 
 def test_torch_compile_learner_compiles_the_encoder_with_the_same_updates(pair_dir, reference):
     """``config.framework(torch_compile_learner=True)``: RLlib 2.60 alone compiles nothing for a
-    MultiRLModule (rl_app.algorithms.compile); with the mixin the learner's encoder is compiled,
+    MultiRLModule (rl_app.algorithms.rllib_patches.compile); with the mixin the learner's encoder is compiled,
     and three updates give the eager learner's losses and margins."""
     from ray.rllib.core.learner.training_data import TrainingData
     from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch

@@ -75,7 +75,7 @@ def test_il_auxiliary_term_is_logged(ray_session, tmp_path):
     algo = _config().il_auxiliary(coeff=0.5, data=str(tmp_path / "demos"), batch_size=8).debugging(seed=0).build_algo()
     try:
         # Seeded, yet the driver (local learner and env runner) keeps torch's default kernels
-        # (rl_app.algorithms.determinism; RLlib's seeding would turn deterministic algorithms on).
+        # (rl_app.algorithms.rllib_patches.determinism; RLlib's seeding would turn deterministic algorithms on).
         assert not torch.are_deterministic_algorithms_enabled()
         learner = algo.train()["learners"]["default_policy"]
         assert np.isfinite(learner["losses/il"]) and learner["losses/il"] > 0

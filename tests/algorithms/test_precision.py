@@ -1,11 +1,11 @@
-"""bf16 autocast on learners (rl_app.algorithms.precision): resolution, config, and a real IL update."""
+"""bf16 autocast on learners (rl_app.algorithms.rllib_patches.precision): resolution, config, and a real IL update."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from rl_app.algorithms.precision import resolve_precision
+from rl_app.algorithms.rllib_patches.precision import resolve_precision
 from .conftest import tiny_il_config
 
 

@@ -180,7 +180,7 @@ def _filled(obs):
 def test_forward_and_backward_read_the_device_once(tiny_model_factory, case):
     """Cut lengths, vocabulary check, valid count and packing width come back in one transfer;
     no nonzero, no mask test inside BERT (on a GPU each would stall the host)."""
-    from rl_app.bench.gradient_step import OpCounter
+    from rl_app.op_counter import OpCounter
 
     model = tiny_model_factory().train()
     obs = make_obs(4, n_valid=[0, 0, 0, 0] if case == "no candidates" else [1, 6, 2, 4], seed=3)

@@ -20,10 +20,8 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from rl_app.algorithms.dpo.loss import dpo_loss
 from rl_app.algorithms.dpo.trajectory import STEP_ACTIONS, STEP_MASK, flatten_steps, is_trajectory_batch, \
     trajectory_logps
-from rl_app.algorithms.compile import CompileLearnerMixin
-from rl_app.algorithms.determinism import KernelSettingsLearnerMixin
-from rl_app.algorithms.gradients import FusedGradientStepMixin
-from rl_app.algorithms.precision import AutocastLearnerMixin
+from rl_app.algorithms.rllib_patches import PatchedLearnerMixin
+from rl_app.algorithms.warmup import LRWarmupLearnerMixin
 
 __all__ = ["DPOTorchLearner"]
 
@@ -41,8 +39,7 @@ STEPS_CHOSEN = "steps/chosen"
 STEPS_REJECTED = "steps/rejected"
 
 
-class DPOTorchLearner(KernelSettingsLearnerMixin, CompileLearnerMixin, AutocastLearnerMixin, FusedGradientStepMixin,
-                      TorchLearner):
+class DPOTorchLearner(LRWarmupLearnerMixin, PatchedLearnerMixin, TorchLearner):
     """DPO on the module's masked logits; the reference log-probs come with the batch."""
 
     def _update(self, batch: dict[str, Any], **kwargs):

@@ -7,11 +7,9 @@ from typing import Any, Mapping
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
-from rl_app.algorithms.compile import CompileLearnerMixin
-from rl_app.algorithms.determinism import KernelSettingsLearnerMixin
-from rl_app.algorithms.gradients import FusedGradientStepMixin
 from rl_app.algorithms.il.loss import bc_loss
-from rl_app.algorithms.precision import AutocastLearnerMixin
+from rl_app.algorithms.rllib_patches import PatchedLearnerMixin
+from rl_app.algorithms.warmup import LRWarmupLearnerMixin
 
 __all__ = ["ILTorchLearner", "BC_LOSS", "ACCURACY", "ENTROPY"]
 
@@ -21,8 +19,7 @@ ACCURACY = "metrics/accuracy"
 ENTROPY = "metrics/entropy"
 
 
-class ILTorchLearner(KernelSettingsLearnerMixin, CompileLearnerMixin, AutocastLearnerMixin, FusedGradientStepMixin,
-                     TorchLearner):
+class ILTorchLearner(LRWarmupLearnerMixin, PatchedLearnerMixin, TorchLearner):
     """Behaviour cloning on ``WebShopChoiceModule``'s masked logits."""
 
     def compute_loss_for_module(self, *, module_id: str, config: Any = None, batch: Mapping[str, Any],

@@ -14,7 +14,7 @@ import time
 
 from ray.rllib.algorithms.ppo import PPO
 
-from rl_app.algorithms.determinism import kernel_settings_kept
+from rl_app.algorithms.rllib_patches.determinism import kernel_settings_kept
 from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
 
 __all__ = ["WebShopPPO"]
@@ -24,7 +24,7 @@ class WebShopPPO(PPO):
     """PPO with ``time/learner_s`` and ``time/learner_iter_s`` in every result."""
 
     def setup(self, config) -> None:
-        with kernel_settings_kept(config):  # RLlib's seeding (rl_app.algorithms.determinism)
+        with kernel_settings_kept(config):  # RLlib's seeding (rl_app.algorithms.rllib_patches.determinism)
             super().setup(config)
         update = self.learner_group.update
 

@@ -24,10 +24,9 @@ import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPOConfig
 
-from rl_app.algorithms.determinism import DeterminismConfigMixin
-from rl_app.algorithms.gradients import LRWarmupConfigMixin
 from rl_app.algorithms.notices import silence_harmless_notices
-from rl_app.algorithms.precision import PrecisionConfigMixin
+from rl_app.algorithms.rllib_patches import PatchedConfigMixin
+from rl_app.algorithms.warmup import LRWarmupConfigMixin
 from rl_app.env.observation import observation_space
 from rl_app.env.webshop_env import WebShopEnv, WebShopEnvConfig
 from rl_app.policy.rl_module import module_spec
@@ -38,7 +37,7 @@ __all__ = ["WebShopPPOConfig", "WEBSHOP_GAMMA"]
 WEBSHOP_GAMMA = 0.9
 
 
-class WebShopPPOConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupConfigMixin, PPOConfig):
+class WebShopPPOConfig(PatchedConfigMixin, LRWarmupConfigMixin, PPOConfig):
     """PPOConfig preset for WebShop; every RLlib PPO option still applies."""
 
     def __init__(self, algo_class=None) -> None:
@@ -66,8 +65,8 @@ class WebShopPPOConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupCon
         self.delay_between_env_runner_restarts_s = 1.0
         self.env_runner_health_probe_timeout_s = 60.0
         self.num_gpus_per_learner = 1 if _cuda_available() else 0
-        self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rl_app.algorithms.precision)
-        self.lr_warmup_updates = 0  # linear warmup over N updates (rl_app.algorithms.gradients)
+        self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rllib_patches.precision)
+        self.lr_warmup_updates = 0  # linear warmup over N updates (rl_app.algorithms.warmup)
         self._apply_webshop()  # the embedded synthetic shop until .webshop() says otherwise
 
     def webshop(self, *, env_config: Optional[Mapping[str, Any]] = NotProvided,
@@ -130,8 +129,6 @@ class WebShopPPOConfig(PrecisionConfigMixin, DeterminismConfigMixin, LRWarmupCon
     def validate(self) -> None:
         silence_harmless_notices()  # RLlib's validate() logs its new-API-stack notice
         super().validate()
-        self._validate_precision()
-        self._validate_lr_warmup()
         if self.il_coeff < 0:
             raise ValueError(f"il_coeff must be >= 0, got {self.il_coeff}")
         if self.il_coeff > 0 and not self.il_data:

@@ -15,11 +15,9 @@ import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 
-from rl_app.algorithms.compile import CompileLearnerMixin
-from rl_app.algorithms.determinism import KernelSettingsLearnerMixin
-from rl_app.algorithms.gradients import FusedGradientStepMixin
 from rl_app.algorithms.il.loss import bc_loss
-from rl_app.algorithms.precision import AutocastLearnerMixin
+from rl_app.algorithms.rllib_patches import PatchedLearnerMixin
+from rl_app.algorithms.warmup import LRWarmupLearnerMixin
 
 __all__ = ["WebShopPPOTorchLearner", "load_demo_arrays"]
 
@@ -48,8 +46,7 @@ def load_demo_arrays(path: str, env_config: dict, *, max_steps: int = MAX_DEMO_S
     return arrays
 
 
-class WebShopPPOTorchLearner(KernelSettingsLearnerMixin, CompileLearnerMixin, AutocastLearnerMixin,
-                             FusedGradientStepMixin, PPOTorchLearner):
+class WebShopPPOTorchLearner(LRWarmupLearnerMixin, PatchedLearnerMixin, PPOTorchLearner):
     """PPOTorchLearner; adds ``il_coeff * L_IL`` when the config asks for it."""
 
     def build(self) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from rl_app.algorithms.cli import add_token_length_args, token_lengths
-from rl_app.algorithms.gradients import add_lr_warmup_argument
-from rl_app.algorithms.precision import add_precision_argument
+from rl_app.algorithms.rllib_patches.precision import add_precision_argument
+from rl_app.algorithms.warmup import add_lr_warmup_argument
 
 __all__ = ["main", "build_config"]
 

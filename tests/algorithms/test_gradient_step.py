@@ -1,4 +1,5 @@
-"""The fused gradient step (rl_app.algorithms.gradients): RLlib's numbers, far fewer host syncs."""
+"""The fused gradient step (rl_app.algorithms.rllib_patches.gradient_step): RLlib's numbers, far fewer
+host syncs; and RLlib's own step still reads every gradient twice (when that fails, the patch may go)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import torch
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.torch_utils import clip_gradients
 
-from rl_app.algorithms.gradients import all_finite, clip_by_global_norm, global_norm, optimizer_steps, \
-    warmup_factor
-from rl_app.bench import dpo_throughput as dpo_bench
-from rl_app.bench.gradient_step import OpCounter, module_batch, optimizer_step_counters, stock_learner_class
+from rl_app.algorithms.rllib_patches.gradient_step import all_finite, clip_by_global_norm, global_norm, \
+    with_rllib_gradient_step
+from rl_app.op_counter import OpCounter, optimizer_step_counters
 
 
 def _random_grads(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -81,30 +81,12 @@ def test_all_finite():
 
 # ---------------------------------------------------------------------- on a real DPO learner
 @pytest.fixture(scope="module")
-def tiny_pairs(tmp_path_factory):
-    """A tiny random policy, 4 preference pairs of it and their tokenized batch (CPU tensors)."""
-    tmp = tmp_path_factory.mktemp("gradstep")
-    s = dpo_bench.DPOBenchSettings(batch=4, k=4, valid=3, state_len=16, action_len=6, device="cpu",
-                                   precision="fp32")
-    policy_dir, pair_dir, batch = dpo_bench.pair_workload(tmp, "tiny", s, n_pairs=s.batch)
-    return s, policy_dir, pair_dir, module_batch(batch, torch.device("cpu"))
-
-
-def build_learner(tiny_pairs, learner_class=None, **training):
-    """A DPO learner of the tiny config, built in this process (no Ray); lr 1e-3 unless given."""
-    s, policy_dir, pair_dir, _ = tiny_pairs
-    config = dpo_bench.dpo_config(pair_dir, policy_dir, s, torch.device("cpu"), "fp32")
-    config.training(**{"lr": 1e-3, **training})
-    if learner_class is not None:
-        config.learners(learner_class=learner_class)
-    return config.build_learner()
-
-
-@pytest.fixture(scope="module")
-def learners(tiny_pairs):
+def learners(tiny_dpo):
     """(fused, stock) DPO learners of one config, each one update in, and a batch."""
-    batch = tiny_pairs[3]
-    built = build_learner(tiny_pairs), build_learner(tiny_pairs, stock_learner_class())
+    from rl_app.algorithms.dpo.dpo_torch_learner import DPOTorchLearner
+
+    build, batch = tiny_dpo
+    built = build(), build(with_rllib_gradient_step(DPOTorchLearner))
     for learner in built:
         learner._update(batch)  # the optimizer state (Adam's step counters) exists from here on
     return (*built, batch)
@@ -173,90 +155,3 @@ def test_learner_update_syncs_do_not_grow_with_the_parameter_count(learners):
     # Same forward and loss; RLlib's step reads each gradient twice where the fused one reads once in all.
     assert counts["stock"].syncs - counts["fused"].syncs == 2 * n_grads - 1
     assert counts["stock"].ops > counts["fused"].ops + 5 * n_grads
-
-
-# ---------------------------------------------------------------------- learning-rate warmup
-def test_warmup_factor_by_hand():
-    assert [warmup_factor(n, 4) for n in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert warmup_factor(0, 0) == 1.0 and warmup_factor(0, 1) == 1.0
-
-
-def _lrs_of_steps(learner, batch, updates: int) -> list[float]:
-    """The learning rate each optimizer step ran with, over ``updates`` learner updates."""
-    optimizer = next(iter(learner._named_optimizers.values()))
-    seen, step = [], optimizer.step
-
-    def recording_step(*args, **kwargs):
-        seen.append(optimizer.param_groups[0]["lr"])
-        return step(*args, **kwargs)
-
-    optimizer.step = recording_step
-    try:
-        for _ in range(updates):
-            learner._update(batch)
-    finally:
-        del optimizer.step
-    return seen
-
-
-def test_lr_warmup_ramps_the_first_updates_and_restores_the_lr(tiny_pairs):
-    batch = tiny_pairs[3]
-    learner = build_learner(tiny_pairs, lr_warmup_updates=4)
-    assert learner.config.lr_warmup_updates == 4
-    assert _lrs_of_steps(learner, batch, 6) == pytest.approx([0.25e-3, 0.5e-3, 0.75e-3, 1e-3, 1e-3, 1e-3])
-    optimizer = next(iter(learner._named_optimizers.values()))
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # RLlib sees (and logs) the undamped lr
-    assert optimizer_steps(optimizer) == 6
-    # Without warmup every step runs at the full lr.
-    assert _lrs_of_steps(build_learner(tiny_pairs), batch, 2) == pytest.approx([1e-3, 1e-3])
-
-
-def test_lr_warmup_continues_after_a_restore(tiny_pairs):
-    batch = tiny_pairs[3]
-    first = build_learner(tiny_pairs, lr_warmup_updates=4)
-    assert _lrs_of_steps(first, batch, 2) == pytest.approx([0.25e-3, 0.5e-3])
-    restored = build_learner(tiny_pairs, lr_warmup_updates=4)
-    restored.set_state(first.get_state())  # what an RLlib checkpoint restore does to a learner
-    assert _lrs_of_steps(restored, batch, 3) == pytest.approx([0.75e-3, 1e-3, 1e-3])
-
-
-def test_lr_warmup_needs_a_step_counting_optimizer(tiny_pairs):
-    learner = build_learner(tiny_pairs, lr_warmup_updates=3)
-    name = next(iter(learner._named_optimizers))
-    params = [p for group in learner._named_optimizers[name].param_groups for p in group["params"]]
-    learner._named_optimizers[name] = torch.optim.SGD(params, lr=1e-3)
-    with pytest.raises(ValueError, match="counts its steps.*SGD"):
-        learner.apply_gradients({})
-    assert optimizer_steps(torch.optim.SGD(params, lr=1e-3)) is None
-
-
-def test_configs_take_and_validate_lr_warmup(demo_dir):
-    from rl_app.algorithms.dpo import DPOConfig
-    from rl_app.algorithms.ppo import WebShopPPOConfig
-    from .conftest import tiny_il_config
-
-    assert tiny_il_config([str(demo_dir)]).lr_warmup_updates == 0
-    ppo = WebShopPPOConfig().training(lr_warmup_updates=50, lr=3e-5)
-    assert (ppo.lr_warmup_updates, ppo.lr) == (50, 3e-5)  # RLlib's own arguments still apply
-    assert DPOConfig().training(lr_warmup_updates=7).lr_warmup_updates == 7
-    for bad in (-1, 2.5):
-        with pytest.raises(ValueError, match="lr_warmup_updates"):
-            tiny_il_config([str(demo_dir)]).training(lr_warmup_updates=bad).validate()
-
-
-def test_trainers_take_lr_warmup_updates(tmp_path):
-    import argparse
-
-    from rl_app.algorithms.cli import add_common_args
-    from rl_app.algorithms.dpo.train import build_config
-
-    ap = argparse.ArgumentParser()
-    add_common_args(ap)
-    ap.add_argument("--init-checkpoint")
-    for name, default in (("--beta", 0.1), ("--loss-type", "sigmoid"), ("--label-smoothing", 0.0),
-                          ("--nll-coeff", 0.0), ("--pair-level", "auto"), ("--max-trajectory-steps", None)):
-        ap.add_argument(name, default=default)
-    # explicit token lengths: the (empty) --init-checkpoint is then not read for them
-    args = ap.parse_args(["--data", str(tmp_path), "--out", str(tmp_path), "--init-checkpoint", str(tmp_path),
-                          "--max-state-tokens", "512", "--max-action-tokens", "32", "--lr-warmup-updates", "25"])
-    assert build_config(args).lr_warmup_updates == 25

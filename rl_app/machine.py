@@ -1,4 +1,4 @@
-"""One line naming the machine a benchmark ran on."""
+"""One line naming the machine a run happened on (benchmarks print it; Tune reports record it)."""
 
 from __future__ import annotations
 

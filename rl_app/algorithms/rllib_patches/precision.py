@@ -1,4 +1,15 @@
-"""bf16 autocast for the learners (DECISIONS.md 16): one setting shared by IL, DPO and PPO.
+"""bf16 autocast for the learners: one setting shared by IL, DPO and PPO.
+
+Works around (Ray 2.60.0): RLlib's ``TorchLearner`` has no mixed-precision setting. Its only
+hook is ``config.experimental(_torch_grad_scaler_class=...)`` (loss scaling), and nothing in
+RLlib enters ``torch.autocast``, so a learner's update always runs in the weights' dtype.
+:class:`AutocastLearnerMixin` wraps ``TorchLearner._uncompiled_update`` (a private method: the
+forward pass, the loss, the backward pass and the optimizer step of one update) in autocast.
+
+When it can go: when a newer RLlib's ``AlgorithmConfig.learners(...)`` or ``framework(...)``
+takes an autocast / mixed-precision option for torch learners (search ``torch_learner.py`` for
+``autocast``). If ``_uncompiled_update`` is renamed or split, the mixin stops taking effect:
+``tests/algorithms/test_precision.py`` then fails (it checks autocast is on inside the loss).
 
 ``config.learners(precision=...)``:
 
@@ -49,19 +60,21 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
 
 
 class PrecisionConfigMixin:
-    """Adds ``precision`` to an ``AlgorithmConfig``'s ``learners(...)`` builder."""
+    """Adds ``precision`` to an ``AlgorithmConfig``'s ``learners(...)`` builder and checks it in
+    ``validate()``."""
 
     precision: str = "auto"
 
     def learners(self, *, precision: Optional[str] = NotProvided, **kwargs: Any):
         """RLlib's ``learners(...)`` plus ``precision``: ``"auto"`` | ``"fp32"`` | ``"bf16"``
-        (see :mod:`rl_app.algorithms.precision`)."""
+        (see :mod:`rl_app.algorithms.rllib_patches.precision`)."""
         super().learners(**kwargs)
         if precision is not NotProvided:
             self.precision = precision
         return self
 
-    def _validate_precision(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.precision not in PRECISIONS:
             self._value_error(f"config.learners(precision={self.precision!r}): use one of {PRECISIONS}")
 
@@ -69,7 +82,7 @@ class PrecisionConfigMixin:
 class AutocastLearnerMixin:
     """Runs a ``TorchLearner``'s update under bf16 autocast when the config's precision says so.
 
-    Put it first in the bases (``class L(AutocastLearnerMixin, TorchLearner)``).
+    Bundled in :class:`~rl_app.algorithms.rllib_patches.PatchedLearnerMixin`, before the RLlib learner.
     """
 
     @cached_property

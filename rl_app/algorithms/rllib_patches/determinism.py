@@ -1,16 +1,17 @@
 """Seeded runs keep torch's kernel settings unless deterministic kernels are asked for.
 
-RLlib's ``config.debugging(seed=N)`` calls ``update_global_seed_if_necessary`` in the driver
-(``Algorithm.setup``), in every ``Learner.__init__`` and in every env runner. Besides seeding
-``random``, numpy and torch, it changes process-wide torch settings
-(``ray.rllib.utils.torch_utils.set_torch_seed``):
+Works around (Ray 2.60.0): ``config.debugging(seed=N)`` calls
+``ray.rllib.utils.debug.update_global_seed_if_necessary`` in the driver (``Algorithm.setup``), in
+every ``Learner.__init__`` and in every env runner. Besides seeding ``random``, numpy and torch,
+it changes process-wide torch settings (``ray.rllib.utils.torch_utils.set_torch_seed``):
 
 * torch built with CUDA: ``CUBLAS_WORKSPACE_CONFIG=:4096:8``,
   ``torch.backends.cudnn.deterministic = True``, ``torch.backends.cudnn.benchmark = False``;
 * torch without CUDA: ``torch.use_deterministic_algorithms(True)``.
 
-On an H200 those settings made a MiniLM DPO learner update 40-83% slower (the host spent longer on
-each operator while the GPU waited; ``python -m rl_app.bench.update_context``; README, Benchmarks).
+On a GPU those settings make every operator of a learner update slower on the host while the
+GPU waits (``python -m rl_app.bench.dpo_update --context`` times an update before and after
+RLlib's seeding; README, Benchmarks).
 
 ``config.debugging(deterministic_kernels=False)`` (the default): rl_app's algorithms (driver)
 and learners put these settings back as they were before RLlib's seeding. The random number
@@ -19,6 +20,11 @@ seeded offline run also keeps Ray Data's block order and seeds its shuffle (``of
 on CPU two runs with the same seed draw the same batches and log the same losses (tested).
 ``deterministic_kernels=True``: RLlib's settings stay (slower; for debugging numerics).
 Env runners keep RLlib's settings either way: they run the policy's forward pass only.
+
+When it can go: when a newer RLlib's ``update_global_seed_if_necessary`` (or
+``set_torch_seed``) seeds without switching torch to deterministic kernels, or offers a setting
+that leaves them alone. ``tests/algorithms/test_determinism.py``'s first test checks the
+seeding still turns deterministic algorithms on; it fails once RLlib stops doing so.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ class DeterminismConfigMixin:
     def debugging(self, *, deterministic_kernels: bool = NotProvided, **kwargs: Any):
         """RLlib's ``debugging(...)`` plus ``deterministic_kernels``: keep the deterministic cuDNN /
         cuBLAS (GPU) or ``torch.use_deterministic_algorithms`` (CPU) settings RLlib's seeding makes
-        (default False: see :mod:`rl_app.algorithms.determinism`)."""
+        (default False: see :mod:`rl_app.algorithms.rllib_patches.determinism`)."""
         super().debugging(**kwargs)
         if deterministic_kernels is not NotProvided:
             if not isinstance(deterministic_kernels, bool):
