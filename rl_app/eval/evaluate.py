@@ -42,7 +42,7 @@ from rl_app.env.goals import split_of
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
 from rl_app.errors import InputError
 from rl_app.eval.agents import AGENT_KINDS, AgentSpec, EvalAgent, env_rng, make_agent
-from rl_app.eval.files import atomic_write, atomic_write_text
+from rl_app.data.files import atomic_write, atomic_write_text
 
 __all__ = [
     "EVAL_SCORE",

@@ -46,7 +46,7 @@ from rl_app.env.config import ShopConfig, load_shop
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
 from rl_app.eval.agents import AgentSpec, EvalAgent, make_agent, parse_agents
 from rl_app.eval.evaluate import EpisodeRecord, add_shop_arguments, play_episode, shop_from_args
-from rl_app.eval.files import atomic_write, atomic_write_text
+from rl_app.data.files import atomic_write, atomic_write_text
 
 __all__ = [
     "PAPER_ROLLOUTS",

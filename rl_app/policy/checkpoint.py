@@ -17,9 +17,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -27,6 +24,7 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 import torch
 
+from rl_app.data.files import atomic_write_dir
 from rl_app.errors import InputError
 
 __all__ = [
@@ -87,17 +85,6 @@ def write_policy_files(model, directory: PathLike, tokenizer=None, *,
     tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target``; an existing ``target`` is swapped out, then deleted."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def save_choice_model(model, directory: PathLike, tokenizer=None, *,
                       overrides: Optional[Mapping[str, Any]] = None) -> str:
     """``model.save_pretrained``: config + safetensors weights + tokenizer, written to a
@@ -105,18 +92,12 @@ def save_choice_model(model, directory: PathLike, tokenizer=None, *,
     ``overrides``: run-time settings recorded in place of the model's (``RUNTIME_KEYS``)."""
     from safetensors.torch import save_file
 
-    target = Path(directory).expanduser().resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    def write(tmp: Path) -> None:
         write_policy_files(model, tmp, tokenizer, overrides=overrides)
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        _replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return str(target)
+
+    return str(atomic_write_dir(Path(directory).expanduser().resolve(), write))
 
 
 def find_module_dir(path: PathLike, module_id: str = "default_policy") -> Path:
