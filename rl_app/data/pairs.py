@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rl_app.data.files import SUMMARY_FILE, atomic_write_dir, read_summary
+from rl_app.data.io import parquet_files, read_trajectories
 
 __all__ = [
     "PAIR_SCHEMA",
@@ -231,8 +232,6 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
         frozen_cache: stored frozen-row caches (a ``.frozen_cache`` root or directory) read
             into a cached-encoder reference before the pass.
     """
-    from rl_app.data.io import read_trajectories
-
     cache = str(frozen_cache) if frozen_cache is not None else None
 
     if rejected not in REJECTED_STRATEGIES:
@@ -286,8 +285,6 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
 
 def read_pairs(path: str | os.PathLike) -> pd.DataFrame:
     """A pairs directory (or file) as a DataFrame sorted by pair_id."""
-    from rl_app.data.io import parquet_files
-
     files = parquet_files(Path(path), what="pair data")
     frame = pd.concat([pq.read_table(f).to_pandas(ignore_metadata=True) for f in files], ignore_index=True)
     missing = set(PAIR_SCHEMA.names) - set(frame.columns)

@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rl_app.data.files import SUMMARY_FILE, atomic_write_dir, read_summary
+from rl_app.data.io import parquet_files, read_trajectories
 
 __all__ = [
     "TRAJECTORY_PAIR_SCHEMA",
@@ -437,8 +438,6 @@ def build_trajectory_pairs(expert: str | os.PathLike, agent: str | os.PathLike, 
         ValueError: the two data sets were recorded in different shops (their goal indices
             would name different goals), or no pair survives (the message gives the counts).
     """
-    from rl_app.data.io import read_trajectories
-
     out = Path(out).absolute()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists (pass overwrite=True)")
@@ -481,8 +480,6 @@ def build_trajectory_pairs(expert: str | os.PathLike, agent: str | os.PathLike, 
 
 def read_trajectory_pairs(path: str | os.PathLike) -> pd.DataFrame:
     """A trajectory pairs directory (or file) as a DataFrame sorted by pair_id."""
-    from rl_app.data.io import parquet_files
-
     files = parquet_files(Path(path), what="trajectory pairs")
     frame = pd.concat([pq.read_table(f).to_pandas(ignore_metadata=True) for f in files], ignore_index=True)
     missing = set(TRAJECTORY_PAIR_SCHEMA.names) - set(frame.columns)
@@ -495,8 +492,6 @@ def read_trajectory_pairs(path: str | os.PathLike) -> pd.DataFrame:
 def longest_trajectory(paths: Sequence[str | os.PathLike]) -> int:
     """The most steps of any trajectory (chosen or rejected) in trajectory pair data sets."""
     import pyarrow.compute as pc
-
-    from rl_app.data.io import parquet_files
 
     longest = 0
     for path in paths:
