@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from rl_app.data.files import atomic_write_json
 from rl_app.errors import InputError
 from rl_app.experiments.spec import EXPERIMENTS
 
@@ -94,11 +94,11 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     skipped = [a for a in trial_specs(experiment, settings, pair_sets=every_set) if a not in arms]
 
     exp_dir.mkdir(parents=True, exist_ok=True)
-    (exp_dir / "experiment.json").write_text(json.dumps({
+    atomic_write_json(exp_dir / "experiment.json", {
         "experiment": experiment, "machine": machine_line(), "preset": preset.name, "preset_path": preset.path, "settings": dataclasses.asdict(settings),
         "arms": [dataclasses.asdict(a) for a in arms], "skipped_arms": [a.label for a in skipped],
         "prepared": prepared.to_dict(), "prep_s_this_run": prep_s, "dpo": preset.section("dpo"),
-        "ppo": preset.section("ppo")}, indent=2, default=str) + "\n")
+        "ppo": preset.section("ppo")}, default=str)
 
     trainable = tune.with_resources(run_trial, trial_resources(settings.bundles(), settings.placement_strategy))
     if tune.Tuner.can_restore(str(exp_dir)):

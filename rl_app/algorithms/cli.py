@@ -20,6 +20,7 @@ from rl_app.algorithms.offline import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STA
     LEARNER_SECONDS_ITER
 from rl_app.algorithms.rllib_patches.precision import add_precision_argument
 from rl_app.algorithms.warmup import add_lr_warmup_argument
+from rl_app.data.files import SUMMARY_FILE, read_summary
 from rl_app.env.observation import LAYOUTS
 from rl_app.errors import InputError
 
@@ -28,13 +29,11 @@ __all__ = ["add_common_args", "add_token_length_args", "token_lengths", "shop_of
 
 
 def shop_of_data(paths: Sequence[str]) -> Optional[dict[str, Any]]:
-    """The ``shop_config`` recorded in a data set's ``_summary.json`` (rl_app.data.demos), if any."""
+    """The ``shop_config`` recorded in a data set's ``SUMMARY_FILE`` (rl_app.data.demos), if any."""
     for path in paths:
-        summary = Path(path) / "_summary.json"
-        if summary.is_file():
-            shop = json.loads(summary.read_text()).get("shop_config")
-            if shop:
-                return dict(shop)
+        shop = (read_summary(path) or {}).get("shop_config")
+        if shop:
+            return dict(shop)
     return None
 
 
@@ -58,7 +57,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started here")
     ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default=None,
-                    help="evaluation shop (default: the data's, from _summary.json; else synthetic)")
+                    help=f"evaluation shop (default: the data's, from {SUMMARY_FILE}; else synthetic)")
     ap.add_argument("--data-dir", default=None, help="real WebShop data (with --catalogue webshop)")
     ap.add_argument("--synthetic-products", type=int, default=1000)
     ap.add_argument("--eval-split", choices=["test", "dev"], default="test")

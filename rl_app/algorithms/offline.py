@@ -26,7 +26,6 @@ step records, a prelearner.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import contextmanager
@@ -61,6 +60,7 @@ from rl_app.env.observation import (
     SegmentSizes,
     observation_space,
 )
+from rl_app.policy.checkpoint import saved_tokenizer
 from rl_app.policy.rl_module import WebShopChoiceModule
 
 __all__ = [
@@ -232,12 +232,7 @@ class OfflineChoiceConfig(PatchedConfigMixin, LRWarmupConfigMixin, AlgorithmConf
         model_config = self.get_rl_module_spec().model_config or {}
         init = model_config.get("init_checkpoint")
         if init:
-            from rl_app.policy.checkpoint import CONFIG_FILE, TOKENIZER_DIR, find_module_dir
-
-            directory = find_module_dir(init)
-            if (directory / TOKENIZER_DIR).is_dir():
-                return str(directory / TOKENIZER_DIR)
-            return json.loads((directory / CONFIG_FILE).read_text())["model"]["encoder"]["name_or_path"]
+            return saved_tokenizer(init)
         return str(model_config.get("encoder", "minilm"))
 
     def observation_encoder(self) -> ObservationEncoder:

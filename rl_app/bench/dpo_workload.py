@@ -70,14 +70,15 @@ class UpdateBenchSettings(ShapeSettingsMixin):
 
 def bert_config(shape: str) -> dict[str, Any]:
     """Architecture of a shape (weights are random for every shape: no download)."""
-    from rl_app.policy.encoder import MINILM, TINY, _packaged_minilm, tiny_bert_config
+    from rl_app.env.tokenizer import MINILM, TINY, packaged_minilm_dir
+    from rl_app.policy.encoder import tiny_bert_config
 
     if shape == TINY:
         return tiny_bert_config()
     if shape == BERT_BASE_SHAPE:
         return dict(BERT_BASE_ARCH)
     if shape == MINILM:
-        return json.loads((_packaged_minilm() / "config.json").read_text())
+        return json.loads((packaged_minilm_dir() / "config.json").read_text())
     raise ValueError(f"unknown shape {shape!r}: use tiny, minilm or {BERT_BASE_SHAPE}")
 
 
@@ -85,7 +86,8 @@ def make_policy(shape: str, state_len: int, action_len: int):
     """A randomly initialised choice policy of ``shape`` with the MiniLM (uncased) tokenizer."""
     from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
     from rl_app.policy.choice_policy import ChoicePolicy
-    from rl_app.policy.encoder import EncoderConfig, build_encoder, load_tokenizer
+    from rl_app.env.tokenizer import load_tokenizer
+    from rl_app.policy.encoder import EncoderConfig, build_encoder
 
     label = EncoderConfig(name_or_path=f"{shape}-random" if shape != BERT_BASE_SHAPE else shape)
     encoder = build_encoder(bert_config(shape), label, seed=0)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 import torch
+
+from rl_app.data.files import atomic_write_json
 
 __all__ = ["BenchSettings", "Row", "measure_shape", "markdown_table", "machine_info", "median_step_time", "sync_device",
            "run_shapes", "BERT_BASE_SHAPE", "BERT_BASE_ARCH", "main"]
@@ -234,11 +235,8 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 def write_json_report(path: str, machine: str, settings, rows: Sequence) -> None:
     """Machine, settings and rows as JSON, written to a temporary file and renamed."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"machine": machine, "settings": dataclasses.asdict(settings),
-                   "rows": [dataclasses.asdict(r) for r in rows]}, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write_json(path, {"machine": machine, "settings": dataclasses.asdict(settings),
+                             "rows": [dataclasses.asdict(r) for r in rows]})
 
 
 def run_shapes(measure: Callable[[str, Any], list], table: Callable[[Sequence], str], shapes: Sequence[str],

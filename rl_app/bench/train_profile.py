@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from rl_app.data.files import atomic_write, atomic_write_text
+
 __all__ = ["profile_train", "profile_summary"]
 
 
@@ -18,7 +20,6 @@ def profile_train(algo, device: torch.device, path: Path) -> None:
     import cProfile
     import gzip
     import io
-    import os
     import pstats
 
     from torch.profiler import ProfilerActivity, profile
@@ -44,15 +45,13 @@ def profile_train(algo, device: torch.device, path: Path) -> None:
         text.write("\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     trace = path.with_name(f"{path.stem}-trace.json.gz")
-    raw_trace = path.with_name(f".{path.stem}-trace.json.tmp")
+    raw_trace = path.with_name(f".{path.stem}-trace.json.raw")  # scratch: the uncompressed export
     ops.export_chrome_trace(str(raw_trace))
-    with open(raw_trace, "rb") as src, gzip.open(f"{trace}.tmp", "wb") as dst:
-        dst.write(src.read())
-    raw_trace.unlink()
-    os.replace(f"{trace}.tmp", trace)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text.getvalue())
-    os.replace(tmp, path)
+    try:
+        atomic_write(trace, lambda tmp: tmp.write_bytes(gzip.compress(raw_trace.read_bytes())))
+    finally:
+        raw_trace.unlink()
+    atomic_write_text(path, text.getvalue())
     print(f"profile of one RLlib train(): {path} (trace {trace.name})", flush=True)
 
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -33,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from rl_app.data.files import atomic_write_dir
 from rl_app.env.observation import SEGMENTS_VERSION
 from rl_app.errors import InputError
 from rl_app.policy.frozen_rows import FrozenRows, row_key, rows_of_keys
@@ -217,19 +216,13 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
                                   "action": observation_encoder.max_action_tokens, "lines": observation_encoder.segments.lines},
                 "tokenizer": str(observation_encoder.tokenizer_name), "data": [str(Path(p).absolute()) for p in paths],
                 "reused_rows": reused, "keys_s": round(keys_s, 2), "build_s": round(time.perf_counter() - t0, 2)}
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+
+    def write(tmp: Path) -> None:
         pq.write_table(table, tmp / ROWS_FILE)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        if target.exists():  # another process finished the same cache meanwhile
-            shutil.rmtree(tmp)
-        else:
-            os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    # another process may have finished the same cache meanwhile: keep that one
+    atomic_write_dir(target, write, keep_existing=True)
     log(f"frozen cache: {table.num_rows} unique rows, {reused} reused, {table.num_rows - reused} encoded in "
         f"{manifest['build_s']:.1f} s -> {target}")
     return target

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -31,12 +30,12 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from rl_app.agents.policy import PolicyAgent
+from rl_app.data.files import SUMMARY_FILE, atomic_write, atomic_write_json
 from rl_app.data.schema import StepRecord
 
 __all__ = ["page_key", "prune_loops", "GenerationSummary", "generate_trajectories"]
 
 PROGRESS_FILE = "_progress.json"
-SUMMARY_FILE = "_summary.json"
 _ASIN_MARK = re.compile(r"\[clicked button\] ([A-Z0-9]{10}) \[clicked button_\]")
 
 
@@ -116,15 +115,8 @@ def _write_part(rows: Sequence[StepRecord], path: Path) -> None:
     from rl_app.data.schema import records_to_table, validate_episodes
 
     validate_episodes(rows)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    pq.write_table(records_to_table(rows), tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    table = records_to_table(rows)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any], out: str | os.PathLike, *,
@@ -229,7 +221,7 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
             state["done"][str(res["chunk"])] = {"attempts": attempts, "kept": kept, "before": before,
                                                 "after": len(rows),
                                                 "complete": attempts == len(res["outcomes"])}
-            _write_json(progress_path, state)
+            atomic_write_json(progress_path, state)
             if bar is not None:
                 bar.update(kept)
     if bar is not None:
@@ -241,7 +233,7 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
         min_reward=min_reward, checkpoint=checkpoint, seed=seed)
     # the shop the episodes were played in, as demonstrations record it (pairs and evaluation read it)
     shop_config = asdict(loaded.config)
-    _write_json(out / SUMMARY_FILE, asdict(summary) | {"yield": summary.yield_rate, "shop_config": shop_config,
+    atomic_write_json(out / SUMMARY_FILE, asdict(summary) | {"yield": summary.yield_rate, "shop_config": shop_config,
                                                        "env_config": env_config})
     return summary
 

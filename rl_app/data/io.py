@@ -1,21 +1,21 @@
 """Trajectory parquet files: atomic writes, pandas / Ray Data reads, and the tokenizing transform.
 
 A trajectory data set is a directory of ``*.parquet`` files with
-:data:`~rl_app.data.schema.TRAJECTORY_SCHEMA` (plus an optional ``_summary.json``, which
-both pyarrow and Ray Data skip because of its leading underscore). A single ``.parquet``
+:data:`~rl_app.data.schema.TRAJECTORY_SCHEMA` (plus an optional
+:data:`~rl_app.data.files.SUMMARY_FILE`, which both pyarrow and Ray Data skip because of its
+leading underscore). A single ``.parquet``
 file is accepted wherever a path is read.
 
 Writes go to a temporary sibling directory that is renamed into place only once every file
-is complete, so a crash or an invalid row never leaves a half-written data set at ``path``.
+is complete (:func:`~rl_app.data.files.atomic_write_dir`), so a crash or an invalid row never
+leaves a half-written data set at ``path``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Optional, Sequence
 
@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rl_app.data.files import SUMMARY_FILE, atomic_write_dir
 from rl_app.env.observation import OBS_KEYS as _LAYOUT_KEYS
 from rl_app.data.schema import (
     COLUMNS,
@@ -41,12 +42,11 @@ __all__ = [
     "trajectory_dataset",
     "tokenize_batch",
     "parquet_files",
+    "parquet_columns",
     "OBS_COLUMNS",
-    "SUMMARY_FILE",
     "ROWS_PER_FILE",
 ]
 
-SUMMARY_FILE = "_summary.json"
 # Rows per parquet file when writing through Ray Data (one write task per file).
 ROWS_PER_FILE = 50_000
 TEXT_OBS_KEYS = _LAYOUT_KEYS["text"]
@@ -60,17 +60,23 @@ def _ray_running() -> bool:
     return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
 
-def parquet_files(path: Path) -> list[Path]:
-    """The ``*.parquet`` files of a data set (a directory, or one file); hidden/underscore files skipped."""
+def parquet_files(path: Path, *, what: str = "trajectory data") -> list[Path]:
+    """The ``*.parquet`` files of a data set (a directory, or one file); hidden/underscore files
+    skipped. ``what`` names the data in the error when there is none."""
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"no trajectory data at {path} (expected a directory of .parquet files or a file)")
+        raise FileNotFoundError(f"no {what} at {path} (expected a directory of .parquet files or a file)")
     files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith(("_", ".")))
     if not files:
         raise FileNotFoundError(f"{path} holds no .parquet files")
     return files
+
+
+def parquet_columns(path: Path, *, what: str = "trajectory data") -> tuple[str, ...]:
+    """The column names of a data set, from its first file's schema (no rows are read)."""
+    return tuple(pq.read_schema(parquet_files(path, what=what)[0]).names)
 
 
 def write_trajectories(data: Iterable[StepRecord] | pd.DataFrame, path: str | os.PathLike, *,
@@ -82,7 +88,7 @@ def write_trajectories(data: Iterable[StepRecord] | pd.DataFrame, path: str | os
         data: :class:`StepRecord` rows or a DataFrame (e.g. from :func:`read_trajectories`).
         path: the data set directory to create.
         overwrite: replace an existing data set at ``path`` (else FileExistsError).
-        summary: JSON-serialisable facts about the data, written as ``_summary.json``.
+        summary: JSON-serialisable facts about the data, written as ``SUMMARY_FILE``.
         engine: ``ray`` writes with Ray Data (``ray.data.from_arrow(...).write_parquet``):
             the files are written by Ray tasks, in parallel for large sets, and on a cluster
             the path must be shared storage. ``pyarrow`` writes one file from this process.
@@ -111,38 +117,18 @@ def write_trajectories(data: Iterable[StepRecord] | pd.DataFrame, path: str | os
     if table.num_rows == 0:
         use_ray = False  # Ray Data writes no file for an empty data set; keep the schema on disk
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    def write(tmp: Path) -> None:
         if use_ray:
             import ray.data
 
             ray.data.from_arrow(table).write_parquet(str(tmp), max_rows_per_file=ROWS_PER_FILE)
         else:
-            tmp.mkdir()
             pq.write_table(table, tmp / "part-00000.parquet")
         if summary_text is not None:
             (tmp / SUMMARY_FILE).write_text(summary_text + "\n")
-        _replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_write_dir(path, write)
     return path
-
-
-def _replace_dir(new: Path, path: Path) -> None:
-    """Move the finished ``new`` to ``path``; an existing data set is swapped out, then removed."""
-    if not path.exists():
-        os.rename(new, path)
-        return
-    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-    os.rename(path, old)
-    try:
-        os.rename(new, path)
-    except BaseException:
-        os.rename(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_trajectories(path: str | os.PathLike) -> pd.DataFrame:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +32,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rl_app.data.files import SUMMARY_FILE, atomic_write_dir, read_summary
+from rl_app.data.io import parquet_files, read_trajectories
+
 __all__ = [
     "PAIR_SCHEMA",
     "REJECTED_STRATEGIES",
@@ -41,7 +42,10 @@ __all__ = [
     "ReferenceLogProbs",
     "step_pairs",
     "build_step_pairs",
+    "pairs_table",
+    "write_pairs",
     "read_pairs",
+    "subset_pairs",
 ]
 
 PAIR_SCHEMA = pa.schema([
@@ -62,7 +66,7 @@ PAIR_SCHEMA = pa.schema([
 ])
 REJECTED_STRATEGIES = ("sample", "top")
 _PASS_THROUGH = ("episode_id", "goal_index", "split", "step", "source", "state", "candidates", "candidate_texts")
-SUMMARY_FILE = "_summary.json"
+PAIRS_FILE = "pairs.parquet"
 
 
 class ReferenceLogProbs:
@@ -181,7 +185,9 @@ class PairSummary:
                 f"{self.dropped_ties} not made: {why}")
 
 
-def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
+def pairs_table(frame: pd.DataFrame) -> pa.Table:
+    """Pair rows (a DataFrame with :data:`PAIR_SCHEMA`'s columns; an empty one gives an empty
+    table) as an Arrow table with exactly that schema."""
     # Plain Python values per column (Ray Data's pandas frames carry Arrow-backed dtypes), and
     # no pandas metadata in the file, so any reader gets plain columns back.
     columns = {}
@@ -191,6 +197,18 @@ def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
             values = [list(v) for v in values]
         columns[field.name] = pa.array(values, type=field.type)
     return pa.table(columns, schema=PAIR_SCHEMA)
+
+
+def write_pairs(frame: pd.DataFrame, out: str | os.PathLike, summary: Mapping) -> Path:
+    """A pair set directory: ``pairs.parquet`` plus ``summary`` as its :data:`SUMMARY_FILE`,
+    written atomically (an existing ``out`` is replaced once both are complete)."""
+    table = pairs_table(frame)
+
+    def write(tmp: Path) -> None:
+        pq.write_table(table, tmp / PAIRS_FILE)
+        (tmp / SUMMARY_FILE).write_text(json.dumps(dict(summary), indent=2))
+
+    return atomic_write_dir(out, write)
 
 
 def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLike, out: str | os.PathLike, *,
@@ -214,8 +232,6 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
         frozen_cache: stored frozen-row caches (a ``.frozen_cache`` root or directory) read
             into a cached-encoder reference before the pass.
     """
-    from rl_app.data.io import read_trajectories
-
     cache = str(frozen_cache) if frozen_cache is not None else None
 
     if rejected not in REJECTED_STRATEGIES:
@@ -259,37 +275,37 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
     summary = PairSummary(states=len(frame), num_rejected=num_rejected, pairs=len(pairs),
                           dropped_ties=len(frame) * num_rejected - len(pairs), reference=str(reference), seed=seed,
                           rejected=rejected)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        pq.write_table(_frame_to_table(pairs), tmp / "pairs.parquet")
-        record = asdict(summary)
-        source_summary = Path(trajectories) / SUMMARY_FILE
-        if source_summary.is_file():  # carry the shop the steps were played in (for evaluation)
-            shop = json.loads(source_summary.read_text()).get("shop_config")
-            if shop:
-                record["shop_config"] = shop
-        (tmp / SUMMARY_FILE).write_text(json.dumps(record, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    record = asdict(summary)
+    shop = (read_summary(trajectories) or {}).get("shop_config")
+    if shop:  # carry the shop the steps were played in (for evaluation)
+        record["shop_config"] = shop
+    write_pairs(pairs, out, record)
     return summary
 
 
 def read_pairs(path: str | os.PathLike) -> pd.DataFrame:
     """A pairs directory (or file) as a DataFrame sorted by pair_id."""
-    path = Path(path)
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise FileNotFoundError(f"{path}: no parquet files")
+    files = parquet_files(Path(path), what="pair data")
     frame = pd.concat([pq.read_table(f).to_pandas(ignore_metadata=True) for f in files], ignore_index=True)
     missing = set(PAIR_SCHEMA.names) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: not a pairs file, missing columns {sorted(missing)}")
     return frame.sort_values("pair_id", kind="stable").reset_index(drop=True)
+
+
+def subset_pairs(pairs_dir: str | os.PathLike, out: str | os.PathLike, n_episodes: int) -> dict[str, int]:
+    """The pairs of the first ``n_episodes`` trajectories (sorted episode ids) of a pair set,
+    written atomically with its own :data:`SUMMARY_FILE` (the source's, updated)."""
+    frame = read_pairs(pairs_dir)
+    episodes = frame["pair_id"].str.rsplit("/", n=2).str[0]
+    keep = sorted(episodes.unique())[:n_episodes]
+    subset = frame[episodes.isin(set(keep))].reset_index(drop=True)
+    summary = read_summary(pairs_dir)
+    if summary is None:
+        raise FileNotFoundError(f"{Path(pairs_dir) / SUMMARY_FILE} does not exist: not a pair set built here")
+    summary.update({"pairs": len(subset), "episodes": len(keep), "subset_of": str(pairs_dir)})
+    write_pairs(subset, out, summary)
+    return {"episodes": len(keep), "pairs": len(subset)}
 
 
 def _main(argv: Optional[list[str]] = None) -> int:

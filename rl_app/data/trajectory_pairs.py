@@ -24,9 +24,9 @@ transitions cancelling between policy and reference. Here:
 
 Pipeline: trajectories -> :func:`episode_table` (one row per episode) ->
 :func:`pair_trajectories` (which episodes pair up, counts) -> reference pass over the steps of
-the paired episodes only -> :func:`pair_rows` -> parquet (temp dir, then renamed) with
-``_summary.json``. The transforms are pure functions of dict-of-arrays batches, tested on
-3-row inputs.
+the paired episodes only -> :func:`pair_rows` -> parquet (temp dir, then renamed) with a
+:data:`~rl_app.data.files.SUMMARY_FILE`. The transforms are pure functions of dict-of-arrays
+batches, tested on 3-row inputs.
 
     python -m rl_app.data.trajectory_pairs --expert runs/demos --agent runs/rollouts \\
         --reference runs/il/policy --out runs/pairs_eto
@@ -38,7 +38,6 @@ import json
 import math
 import os
 import sys
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, NamedTuple, Optional, Sequence
@@ -47,6 +46,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from rl_app.data.files import SUMMARY_FILE, atomic_write_dir, read_summary
+from rl_app.data.io import parquet_files, read_trajectories
 
 __all__ = [
     "TRAJECTORY_PAIR_SCHEMA",
@@ -61,6 +63,7 @@ __all__ = [
     "pair_rows",
     "build_trajectory_pairs",
     "read_trajectory_pairs",
+    "longest_trajectory",
 ]
 
 # Which data set a trajectory came from.
@@ -70,7 +73,6 @@ SIDES: tuple[str, ...] = ("chosen", "rejected")
 # Final rewards closer than this are a tie: WebShop rewards are ratios of small counts, so
 # anything below it is float noise, not a preference.
 TIE_TOLERANCE = 1e-6
-SUMMARY_FILE = "_summary.json"
 KIND = "trajectory"
 
 
@@ -337,7 +339,7 @@ def pair_rows(index: Mapping[str, np.ndarray], expert: Mapping[str, np.ndarray],
 # ---------------------------------------------------------------------------- the build
 @dataclass(frozen=True)
 class TrajectoryPairSummary:
-    """What a build wrote (also in ``_summary.json``, with ``kind``, the inputs and the shop).
+    """What a build wrote (also in the ``SUMMARY_FILE``, with ``kind``, the inputs and the shop).
 
     Attributes:
         counts: the pairing counts (:class:`PairCounts`).
@@ -365,10 +367,7 @@ class TrajectoryPairSummary:
 
 
 def _shop_of(path: Path) -> Optional[dict]:
-    summary = (path if path.is_dir() else path.parent) / SUMMARY_FILE
-    if summary.is_file():
-        return json.loads(summary.read_text()).get("shop_config")
-    return None
+    return (read_summary(path) or {}).get("shop_config")
 
 
 def _reference_pass(steps: pd.DataFrame, reference: str, *, batch_size: int, use_ray: bool) -> pd.DataFrame:
@@ -396,8 +395,6 @@ def _reference_pass(steps: pd.DataFrame, reference: str, *, batch_size: int, use
 
 
 def _write(rows: dict[str, np.ndarray], record: dict[str, Any], out: Path, *, use_ray: bool) -> None:
-    from rl_app.data.io import _replace_dir
-
     columns = {}
     for field in TRAJECTORY_PAIR_SCHEMA:
         values = list(rows[field.name])
@@ -407,23 +404,17 @@ def _write(rows: dict[str, np.ndarray], record: dict[str, Any], out: Path, *, us
             values = [list(v) for v in values]
         columns[field.name] = pa.array(values, type=field.type)
     table = pa.table(columns, schema=TRAJECTORY_PAIR_SCHEMA)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+
+    def write(tmp: Path) -> None:
         if use_ray:  # Ray Data writes the files (in parallel for large sets; shared storage on a cluster)
             import ray.data
 
             ray.data.from_arrow(table).write_parquet(str(tmp))
         else:
-            tmp.mkdir()
             pq.write_table(table, tmp / "pairs.parquet")
         (tmp / SUMMARY_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        _replace_dir(tmp, out)
-    except BaseException:
-        import shutil
 
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    atomic_write_dir(out, write)
 
 
 def build_trajectory_pairs(expert: str | os.PathLike, agent: str | os.PathLike, reference: str | os.PathLike,
@@ -447,8 +438,6 @@ def build_trajectory_pairs(expert: str | os.PathLike, agent: str | os.PathLike, 
         ValueError: the two data sets were recorded in different shops (their goal indices
             would name different goals), or no pair survives (the message gives the counts).
     """
-    from rl_app.data.io import read_trajectories
-
     out = Path(out).absolute()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists (pass overwrite=True)")
@@ -491,17 +480,27 @@ def build_trajectory_pairs(expert: str | os.PathLike, agent: str | os.PathLike, 
 
 def read_trajectory_pairs(path: str | os.PathLike) -> pd.DataFrame:
     """A trajectory pairs directory (or file) as a DataFrame sorted by pair_id."""
-    path = Path(path)
-    files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith(("_", "."))) if path.is_dir() \
-        else [path]
-    if not files:
-        raise FileNotFoundError(f"{path}: no parquet files")
+    files = parquet_files(Path(path), what="trajectory pairs")
     frame = pd.concat([pq.read_table(f).to_pandas(ignore_metadata=True) for f in files], ignore_index=True)
     missing = set(TRAJECTORY_PAIR_SCHEMA.names) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: not a trajectory pairs file, missing columns {sorted(missing)} "
                          "(build one with python -m rl_app.data.trajectory_pairs)")
     return frame.sort_values("pair_id", kind="stable").reset_index(drop=True)
+
+
+def longest_trajectory(paths: Sequence[str | os.PathLike]) -> int:
+    """The most steps of any trajectory (chosen or rejected) in trajectory pair data sets."""
+    import pyarrow.compute as pc
+
+    longest = 0
+    for path in paths:
+        for f in parquet_files(Path(path), what="trajectory pairs"):
+            table = pq.read_table(f, columns=["chosen_num_steps", "rejected_num_steps"])
+            for column in table.columns:
+                if len(column):
+                    longest = max(longest, int(pc.max(column).as_py()))
+    return longest
 
 
 def _main(argv: Optional[list[str]] = None) -> int:

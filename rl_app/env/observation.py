@@ -43,6 +43,8 @@ from typing import Literal, NamedTuple, Optional, Sequence
 import gymnasium as gym
 import numpy as np
 
+from rl_app.env.tokenizer import load_tokenizer
+
 __all__ = [
     "ObservationEncoder", "observation_space", "Layout", "LAYOUTS", "OBS_KEYS", "SegmentSizes", "StateSegments",
     "state_segments", "mark_selected", "mark_price", "budget_of", "SEGMENTS_VERSION", "DEFAULT_MAX_STATE_TOKENS",
@@ -216,7 +218,7 @@ class ObservationEncoder:
     def __init__(self, tokenizer="minilm", *, k_max: int = 64, max_state_tokens: int = DEFAULT_MAX_STATE_TOKENS,
                  max_action_tokens: int = DEFAULT_MAX_ACTION_TOKENS, layout: Layout = "text",
                  segments: SegmentSizes = SegmentSizes()) -> None:
-        """``tokenizer``: a name/path for :func:`~rl_app.policy.encoder.load_tokenizer`, or a loaded
+        """``tokenizer``: a name/path for :func:`~rl_app.env.tokenizer.load_tokenizer`, or a loaded
         tokenizer (e.g. the one saved with a checkpoint)."""
         if k_max < 1 or max_state_tokens < 8 or max_action_tokens < 4:
             raise ValueError(f"need k_max >= 1, max_state_tokens >= 8, max_action_tokens >= 4; got "
@@ -239,8 +241,6 @@ class ObservationEncoder:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from rl_app.policy.encoder import load_tokenizer
-
             self._tokenizer = load_tokenizer(self.tokenizer_name)
         return self._tokenizer
 

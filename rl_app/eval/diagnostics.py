@@ -142,7 +142,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if accuracy_key(kind) in result:
             print(f"{kind:>8}: accuracy {result[accuracy_key(kind)]:.3f} over {result[f'eval/steps/{kind}']} steps")
     if args.out:
-        from rl_app.eval.files import atomic_write_text
+        from rl_app.data.files import atomic_write_text
 
         atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return 0

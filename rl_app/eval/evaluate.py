@@ -40,7 +40,7 @@ import numpy as np
 from rl_app.agents.specs import AGENT_KINDS, AgentSpec, EvalAgent, env_rng, make_agent
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
 from rl_app.errors import InputError
-from rl_app.eval.files import atomic_write, atomic_write_text
+from rl_app.data.files import atomic_write, atomic_write_text
 from rl_app.shop.config import ShopConfig, load_shop
 from rl_app.shop.goals import split_of
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rl_app.data.files import atomic_write, atomic_write_text
 from rl_app.errors import InputError
 from rl_app.experiments.spec import EVAL_SECONDS, TRAIN_SECONDS as TRAIN_S
 
@@ -147,10 +148,10 @@ def _plot(curves: pd.DataFrame, il: dict[str, Any], metric: str, ylabel: str, xl
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return True
 
 
@@ -163,12 +164,6 @@ def _table_seeds(curves: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
         keep |= {(arm, seed) for seed in (complete if len(complete) else group)["seed"]}
     mask = [(a, s) in keep for a, s in zip(curves["arm"], curves["seed"])]
     return curves[mask]
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _pairs_not_made(stage: dict) -> str:
@@ -194,7 +189,7 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
         summary = summary.sort_values("arm", key=lambda col: col.map(lambda a: rank.get(a, len(rank))),
                                       kind="stable").reset_index(drop=True)
     for frame, name in ((summary, "summary.csv"), (trials, "trials.csv"), (curves, "curves.csv")):
-        _write(exp_dir / name, frame.to_csv(index=False))
+        atomic_write_text(exp_dir / name, frame.to_csv(index=False))
 
     settings = meta.get("settings", {})
     prepared = meta.get("prepared", {})
@@ -244,7 +239,7 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
         lines += [""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "Files: summary.csv, trials.csv, curves.csv" + (", " + ", ".join(plots) if plots else "") + "."]
     report = exp_dir / "report.md"
-    _write(report, "\n".join(lines) + "\n")
+    atomic_write_text(report, "\n".join(lines) + "\n")
     return report
 
 

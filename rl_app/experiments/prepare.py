@@ -16,14 +16,15 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from rl_app.data.files import SUMMARY_FILE, atomic_write_json
+from rl_app.data.pairs import subset_pairs
 from rl_app.presets import Preset
 
-__all__ = ["Prepared", "prepare", "prep_key", "il_argv", "subset_pairs"]
+__all__ = ["Prepared", "prepare", "prep_key", "il_argv"]
 
 PREPARED_FILE = "prepared.json"
 # Preset sections the prepared data depend on (not dpo/ppo/tune: those are per trial).
@@ -70,12 +71,6 @@ def prep_key(preset: Preset) -> str:
     return digest[:10]
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def _stage(stages: dict, name: str, done: Callable[[], bool], make: Callable[[], dict[str, Any]],
            log: Callable[[str], None]) -> None:
     if done() and name in stages:
@@ -86,30 +81,6 @@ def _stage(stages: dict, name: str, done: Callable[[], bool], make: Callable[[],
     facts = make()
     stages[name] = {**facts, "wall_s": round(time.perf_counter() - start, 2)}
     log(f"prepare: {name} done in {stages[name]['wall_s']:.1f} s")
-
-
-def subset_pairs(pairs_dir: str | os.PathLike, out: str | os.PathLike, n_episodes: int) -> dict[str, Any]:
-    """The pairs of the first ``n_episodes`` trajectories (sorted episode ids) of a pair set,
-    written atomically with its own ``_summary.json``."""
-    import pyarrow.parquet as pq
-
-    from rl_app.data.pairs import SUMMARY_FILE, _frame_to_table, read_pairs
-
-    frame = read_pairs(pairs_dir)
-    episodes = frame["pair_id"].str.rsplit("/", n=2).str[0]
-    keep = sorted(episodes.unique())[:n_episodes]
-    subset = frame[episodes.isin(set(keep))].reset_index(drop=True)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    pq.write_table(_frame_to_table(subset), tmp / "pairs.parquet")
-    summary = json.loads((Path(pairs_dir) / SUMMARY_FILE).read_text())
-    summary.update({"pairs": len(subset), "episodes": len(keep), "subset_of": str(pairs_dir)})
-    (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return {"episodes": len(keep), "pairs": len(subset)}
 
 
 def _frozen_cache(data: Path, policy: Path, env: dict[str, Any], reuse: Sequence[str] = ()) -> dict[str, Any]:
@@ -180,7 +151,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     demos, il, generated = root / "demos", root / "il", root / "generated"
 
     def save() -> None:
-        _write_json(root / PREPARED_FILE, {"root": str(root), "stages": stages})
+        atomic_write_json(root / PREPARED_FILE, {"root": str(root), "stages": stages}, default=str)
 
     def make_demos() -> dict[str, Any]:
         summary = generate_demonstrations(shop, num_goals=demos_cfg.get("num_goals"), seed=demos_cfg.get("seed", 0),
@@ -189,7 +160,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         return {"episodes": summary.episodes_written, "steps": summary.rows_written,
                 "success_rate": summary.stats.success_rate, "path": str(demos)}
 
-    _stage(stages, "demos", lambda: (demos / "_summary.json").is_file(), make_demos, log)
+    _stage(stages, "demos", lambda: (demos / SUMMARY_FILE).is_file(), make_demos, log)
     save()
 
     def make_il() -> dict[str, Any]:
@@ -224,7 +195,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         log(f"prepare: generated {summary.line()}")
         return {**dataclasses.asdict(summary), "yield": summary.yield_rate, "path": str(generated)}
 
-    _stage(stages, "generated", lambda: (generated / "_summary.json").is_file(), make_generated, log)
+    _stage(stages, "generated", lambda: (generated / SUMMARY_FILE).is_file(), make_generated, log)
     save()
 
     pairs: dict[str, str] = {}
@@ -243,7 +214,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
                                        num_gpus=num_gpus, overwrite=True, frozen_cache=frozen_cache)
             return {**dataclasses.asdict(summary), "path": str(out)}
 
-        _stage(stages, f"pairs_{name}", lambda out=out: (out / "_summary.json").is_file(), make_pairs, log)
+        _stage(stages, f"pairs_{name}", lambda out=out: (out / SUMMARY_FILE).is_file(), make_pairs, log)
         pairs[name] = str(out)
         save()
         if env.get("observation_layout") == "segments":
@@ -253,7 +224,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
             save()
     for n in data_sizes:
         out = root / f"pairs_demos_n{n}"
-        _stage(stages, f"pairs_demos_n{n}", lambda out=out: (out / "_summary.json").is_file(),
+        _stage(stages, f"pairs_demos_n{n}", lambda out=out: (out / SUMMARY_FILE).is_file(),
                lambda n=n, out=out: {**subset_pairs(root / "pairs_demos", out, n), "path": str(out)}, log)
         pairs[f"demos_n{n}"] = str(out)
         save()
@@ -261,5 +232,5 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     prepared = Prepared(root=str(root), shop=shop, env=env, il_policy=str(il / "policy"),
                         il_eval={**stages[il_eval_stage], "split": eval_split},
                         pairs=pairs, stages=stages, frozen_cache=frozen_cache)
-    _write_json(root / PREPARED_FILE, prepared.to_dict())
+    atomic_write_json(root / PREPARED_FILE, prepared.to_dict(), default=str)
     return prepared

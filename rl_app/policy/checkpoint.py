@@ -17,9 +17,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -27,11 +24,15 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 import torch
 
+from rl_app.data.files import atomic_write_dir
+from rl_app.env.tokenizer import load_tokenizer
 from rl_app.errors import InputError
+from rl_app.policy.encoder import bert_architecture
+from rl_app.policy.models import AnyChoiceModel, build_model, config_from_dict
 
 __all__ = [
     "CONFIG_FILE", "WEIGHTS_FILE", "TOKENIZER_DIR", "FORMAT", "LoadedChoiceCheckpoint",
-    "save_choice_model", "load_choice_model", "read_choice_checkpoint", "find_module_dir",
+    "save_choice_model", "load_choice_model", "read_choice_checkpoint", "find_module_dir", "saved_tokenizer",
     "write_policy_files", "RUNTIME_KEYS", "apply_overrides", "model_from_checkpoint", "load_checkpoint_tokenizer",
     "TOKEN_LENGTH_KEYS", "saved_token_lengths", "saved_layout",
 ]
@@ -66,20 +67,16 @@ class LoadedChoiceCheckpoint:
     tokenizer_dir: Optional[Path]
 
 
-def _config_payload(model, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-    from rl_app.policy.encoder import bert_architecture
-
+def _config_payload(model: AnyChoiceModel, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     return {"format": FORMAT, "version": FORMAT_VERSION,
             "model": apply_overrides(model.config.to_dict(), overrides or {}),
             "bert_config": bert_architecture(model.encoder)}
 
 
-def write_policy_files(model, directory: PathLike, tokenizer=None, *,
+def write_policy_files(model: AnyChoiceModel, directory: PathLike, tokenizer=None, *,
                        overrides: Optional[Mapping[str, Any]] = None) -> None:
     """Write ``choice_config.json`` and ``tokenizer/`` (not the weights) into ``directory``;
     ``overrides`` replace run-time settings in the saved config (``RUNTIME_KEYS``)."""
-    from rl_app.policy.encoder import load_tokenizer
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILE).write_text(json.dumps(_config_payload(model, overrides), indent=2, sort_keys=True))
@@ -87,36 +84,19 @@ def write_policy_files(model, directory: PathLike, tokenizer=None, *,
     tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target``; an existing ``target`` is swapped out, then deleted."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def save_choice_model(model, directory: PathLike, tokenizer=None, *,
+def save_choice_model(model: AnyChoiceModel, directory: PathLike, tokenizer=None, *,
                       overrides: Optional[Mapping[str, Any]] = None) -> str:
-    """``model.save_pretrained``: config + safetensors weights + tokenizer, written to a
+    """A ``save_pretrained`` directory: config + safetensors weights + tokenizer, written to a
     temporary sibling directory and renamed, so readers never see a half-written policy.
     ``overrides``: run-time settings recorded in place of the model's (``RUNTIME_KEYS``)."""
     from safetensors.torch import save_file
 
-    target = Path(directory).expanduser().resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    def write(tmp: Path) -> None:
         write_policy_files(model, tmp, tokenizer, overrides=overrides)
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        _replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return str(target)
+
+    return str(atomic_write_dir(Path(directory).expanduser().resolve(), write))
 
 
 def find_module_dir(path: PathLike, module_id: str = "default_policy") -> Path:
@@ -133,6 +113,11 @@ def find_module_dir(path: PathLike, module_id: str = "default_policy") -> Path:
         "expected a ChoicePolicy.save_pretrained directory or a checkpoint of WebShopChoiceModule")
 
 
+def _read_config(directory: Path) -> dict[str, Any]:
+    """The ``choice_config.json`` payload of a module directory (:func:`find_module_dir`)."""
+    return json.loads((directory / CONFIG_FILE).read_text())
+
+
 def saved_token_lengths(path: PathLike, module_id: str = "default_policy") -> dict[str, int]:
     """``max_state_tokens`` / ``max_action_tokens`` of a saved policy, from its config alone.
 
@@ -140,13 +125,22 @@ def saved_token_lengths(path: PathLike, module_id: str = "default_policy") -> di
     continues it sees the same token ids only if it tokenizes the same way. Keys the config
     does not set are left out.
     """
-    model = json.loads((find_module_dir(path, module_id) / CONFIG_FILE).read_text()).get("model", {})
+    model = _read_config(find_module_dir(path, module_id)).get("model", {})
     return {key: int(model[key]) for key in TOKEN_LENGTH_KEYS if model.get(key) is not None}
+
+
+def saved_tokenizer(path: PathLike, module_id: str = "default_policy") -> str:
+    """The tokenizer a saved policy acts with: its ``tokenizer/`` directory, else its encoder's
+    name (a name or directory for :func:`~rl_app.env.tokenizer.load_tokenizer`)."""
+    directory = find_module_dir(path, module_id)
+    if (directory / TOKENIZER_DIR).is_dir():
+        return str(directory / TOKENIZER_DIR)
+    return _read_config(directory)["model"]["encoder"]["name_or_path"]
 
 
 def saved_layout(path: PathLike, module_id: str = "default_policy") -> str:
     """The observation layout a saved policy reads (``segments`` or ``text``), from its config alone."""
-    model = json.loads((find_module_dir(path, module_id) / CONFIG_FILE).read_text()).get("model", {})
+    model = _read_config(find_module_dir(path, module_id)).get("model", {})
     return "segments" if model.get("kind") == "segments" else "text"
 
 
@@ -168,7 +162,7 @@ def _read_rlmodule_state(directory: Path) -> dict[str, Any]:
 def read_choice_checkpoint(path: PathLike, module_id: str = "default_policy") -> LoadedChoiceCheckpoint:
     """Config, architecture, weights (CPU tensors, keys of ``ChoiceModel``) and tokenizer dir."""
     directory = find_module_dir(path, module_id)
-    payload = json.loads((directory / CONFIG_FILE).read_text())
+    payload = _read_config(directory)
     if payload.get("format") != FORMAT:
         raise InputError(f"{directory / CONFIG_FILE} is not an {FORMAT} config (format={payload.get('format')!r})")
     if (directory / WEIGHTS_FILE).is_file():
@@ -188,8 +182,6 @@ def load_checkpoint_tokenizer(loaded: LoadedChoiceCheckpoint):
     """The tokenizer saved with a checkpoint (uncached: a directory may be overwritten), else
     the encoder's own."""
     if loaded.tokenizer_dir is None:
-        from rl_app.policy.encoder import load_tokenizer
-
         return load_tokenizer(loaded.model_config["encoder"]["name_or_path"])
     from transformers import AutoTokenizer
 
@@ -213,10 +205,8 @@ def apply_overrides(model_config: Mapping[str, Any], overrides: Mapping[str, Any
     return config
 
 
-def model_from_checkpoint(loaded: LoadedChoiceCheckpoint, **overrides: Any):
+def model_from_checkpoint(loaded: LoadedChoiceCheckpoint, **overrides: Any) -> AnyChoiceModel:
     """Rebuild the choice model of a read checkpoint (random init, then its weights)."""
-    from rl_app.policy.models import build_model, config_from_dict
-
     config = config_from_dict(apply_overrides(loaded.model_config, overrides))
     model = build_model(config, bert_config=loaded.bert_config)
     missing, unexpected = model.load_state_dict(loaded.state_dict, strict=False)
@@ -227,6 +217,8 @@ def model_from_checkpoint(loaded: LoadedChoiceCheckpoint, **overrides: Any):
     return model
 
 
-def load_choice_model(path: PathLike, module_id: str = "default_policy", **overrides: Any):
-    """``ChoiceModel.from_pretrained``: any of the three layouts."""
+def load_choice_model(path: PathLike, module_id: str = "default_policy", **overrides: Any) -> AnyChoiceModel:
+    """The choice model saved at ``path``, in any of the three layouts; ``overrides`` replace
+    run-time settings (``RUNTIME_KEYS``: dropout, gradient_checkpointing, encode_valid_only,
+    max_state_tokens, max_action_tokens)."""
     return model_from_checkpoint(read_choice_checkpoint(path, module_id), **overrides)

@@ -406,20 +406,3 @@ class ChoiceModel(nn.Module):
     def log_probs(self, state_ids: torch.Tensor, action_ids: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         """log pi(a|s) (B, K): log-softmax over the valid candidates."""
         return masked_log_softmax(self(state_ids, action_ids, action_mask, with_value=False).logits, action_mask)
-
-    def save_pretrained(self, directory, tokenizer=None) -> str:
-        """Write config, weights (safetensors) and tokenizer to ``directory`` atomically."""
-        from rl_app.policy.checkpoint import save_choice_model
-
-        return save_choice_model(self, directory, tokenizer=tokenizer)
-
-    @classmethod
-    def from_pretrained(cls, path, **overrides: Any) -> "ChoiceModel":
-        """Load a model saved by ``save_pretrained`` or inside an RLlib checkpoint.
-
-        ``overrides`` replace run-time settings (dropout, gradient_checkpointing,
-        encode_valid_only, max_state_tokens, max_action_tokens).
-        """
-        from rl_app.policy.checkpoint import load_choice_model
-
-        return load_choice_model(path, **overrides)

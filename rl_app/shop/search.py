@@ -44,14 +44,13 @@ import gc
 import itertools
 import json
 import os
-import shutil
-import tempfile
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
+from rl_app.data.files import atomic_write_dir
 from rl_app.errors import InputError
 from rl_app.shop.lucene_analyzer import _normalise, _raw_tokens, _stem_many, analyze, porter_stem
 
@@ -358,9 +357,8 @@ class SearchEngine:
         target = Path(directory).resolve()
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
+
+        def write(tmp: Path) -> None:
             self._bm25.vocab_dict = {t: i for i, t in enumerate(self._terms.terms())}
             try:
                 self._bm25.save(tmp, show_progress=False)
@@ -373,23 +371,8 @@ class SearchEngine:
                     "b": self._bm25.b, "length_norm": self.length_norm, "num_docs": len(self),
                     "num_terms": len(self._terms)}
             (tmp / _META_FILE).write_text(json.dumps(meta, indent=2))
-            if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-                os.replace(target, old / "index")
-                try:
-                    os.replace(tmp, target)
-                except BaseException:
-                    os.replace(old / "index", target)  # put the previous index back
-                    raise
-                finally:
-                    if target.exists():  # else old/ holds the only copy: keep it
-                        shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+
+        return atomic_write_dir(target, write)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, mmap: bool = True,

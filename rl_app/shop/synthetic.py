@@ -25,13 +25,13 @@ import gc
 import json
 import os
 import string
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from rl_app.data.files import atomic_write
 from rl_app.shop.catalogue import Catalogue, index_contents
 from rl_app.shop.types import DEFAULT_PRICE, Product
 
@@ -520,15 +520,11 @@ def _ins_record(p: Product) -> dict:
 
 
 def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    def write_file(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as f:
             write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write_file)
 
 
 def write_catalogue_jsonl(catalogue: Catalogue, path: str | os.PathLike,

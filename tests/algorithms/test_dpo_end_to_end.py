@@ -19,7 +19,8 @@ def test_demos_pairs_dpo_evaluate(ray_session, tmp_path):
     from rl_app.data.pairs import build_step_pairs, read_pairs
     from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
     from rl_app.policy.choice_policy import ChoicePolicy
-    from rl_app.policy.encoder import EncoderConfig, load_tokenizer
+    from rl_app.env.tokenizer import load_tokenizer
+    from rl_app.policy.encoder import EncoderConfig
 
     demos = generate_demonstrations(SHOP, num_goals=12, num_workers=0, out=tmp_path / "demos", progress=False,
                                     env_config={"max_steps": 10, "k_max": 40})

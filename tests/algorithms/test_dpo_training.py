@@ -18,7 +18,7 @@ COLORS = ("red", "blue", "green", "black")
 @pytest.fixture(scope="module")
 def pair_dir(reference, tmp_path_factory):
     """"i want a <color> shirt": chosen = that colour's button, rejected ~ pi_ref (ties dropped)."""
-    from rl_app.data.pairs import _frame_to_table, step_pairs
+    from rl_app.data.pairs import pairs_table, step_pairs
     import pyarrow.parquet as pq
 
     policy, _ = reference
@@ -37,7 +37,7 @@ def pair_dir(reference, tmp_path_factory):
              "chosen": np.asarray(chosen), "ref_logps": obj(policy.log_probs_batch(states, texts))}
     pairs = pd.DataFrame(step_pairs(batch, num_rejected=2, seed=0))
     directory = tmp_path_factory.mktemp("pairs")
-    pq.write_table(_frame_to_table(pairs), directory / "pairs.parquet")
+    pq.write_table(pairs_table(pairs), directory / "pairs.parquet")
     return directory, pairs
 
 
@@ -73,12 +73,13 @@ def test_token_lengths_must_be_the_references(pair_dir, reference):
     directory, _ = pair_dir
     saved = saved_token_lengths(reference[1])
     assert saved == {"max_state_tokens": STATE_TOKENS, "max_action_tokens": ACTION_TOKENS}
-    _config(directory, reference[1]).validate()  # the same lengths pass
+    _config(directory, reference[1]).check_data()  # the same lengths pass
     for wrong in ({"max_state_tokens": STATE_TOKENS * 2}, {"max_action_tokens": ACTION_TOKENS + 8}):
         config = _config(directory, reference[1]).observations(**wrong)
+        config.validate()  # values alone are fine: the reference is read when the algorithm builds
         with pytest.raises(ValueError, match=rf"config.observations\(max_state_tokens={STATE_TOKENS}, "
                                              rf"max_action_tokens={ACTION_TOKENS}\)"):
-            config.validate()
+            config.check_data()
     # The command lines' lengths: the flags where given, else the starting policy's, else the env's.
     flags = argparse.Namespace(max_state_tokens=None, max_action_tokens=None)
     assert token_lengths(flags, str(reference[1])) == saved

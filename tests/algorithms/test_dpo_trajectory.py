@@ -158,24 +158,28 @@ def _config(pair_dir, ref_dir, **training):
 
 
 def test_config_reads_the_pair_level(pair_dir, reference, tmp_path):
-    from rl_app.data.pairs import _frame_to_table
+    from rl_app.data.pairs import pairs_table
     import pandas as pd
     import pyarrow.parquet as pq
 
     config = _config(pair_dir, reference[1])
     config.validate()
+    config.check_data()
     assert config.resolved_pair_level() == "trajectory" and config.trajectory_steps() == 4
     assert config.dpo(max_trajectory_steps=6).trajectory_steps() == 6
+    # the pair files are read when the algorithm builds (check_data), not by validate()
     with pytest.raises(ValueError, match="pair_level='trajectory'"):
-        _config(pair_dir, reference[1]).dpo(pair_level="step").validate()
+        _config(pair_dir, reference[1]).dpo(pair_level="step").check_data()
     with pytest.raises(ValueError, match="max_trajectory_steps>=4"):
-        _config(pair_dir, reference[1]).dpo(max_trajectory_steps=3).validate()
+        _config(pair_dir, reference[1]).dpo(max_trajectory_steps=3).check_data()
+    with pytest.raises(ValueError, match="max_trajectory_steps must be >= 1"):
+        _config(pair_dir, reference[1]).dpo(max_trajectory_steps=0).validate()
     step_dir = tmp_path / "step_pairs"
     step_dir.mkdir()
-    pq.write_table(_frame_to_table(pd.DataFrame()), step_dir / "pairs.parquet")
+    pq.write_table(pairs_table(pd.DataFrame()), step_dir / "pairs.parquet")
     assert _config(step_dir, reference[1]).resolved_pair_level() == "step"
     with pytest.raises(ValueError, match="mixes step and trajectory"):
-        _config(pair_dir, reference[1]).dataset(paths=[str(pair_dir), str(step_dir)]).validate()
+        _config(pair_dir, reference[1]).dataset(paths=[str(pair_dir), str(step_dir)]).check_data()
 
 
 def test_learner_starts_at_ln2_and_raises_the_margin(pair_dir, reference):

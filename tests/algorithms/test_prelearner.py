@@ -84,11 +84,12 @@ def test_relative_paths_are_made_absolute(tmp_path, monkeypatch):
 
 def test_tokenizer_follows_the_encoder_or_init_checkpoint(tmp_path):
     from rl_app.algorithms.il import ILConfig
+    from rl_app.policy.checkpoint import save_choice_model
     from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
     from rl_app.policy.encoder import EncoderConfig
 
     assert tiny_il_config([str(tmp_path)]).resolved_tokenizer() == "tiny"
-    saved = ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))).save_pretrained(tmp_path / "policy")
+    saved = save_choice_model(ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))), tmp_path / "policy")
     config = ILConfig().rl_module(model_config={"init_checkpoint": saved})
     assert config.resolved_tokenizer() == str(tmp_path / "policy" / "tokenizer")
     ids = config.observation_encoder().encode("blue shoes", ["click[buy now]"])["state_ids"]

@@ -19,7 +19,8 @@ from rl_app.data.demos import (
     record_episode,
     summarize_trajectories,
 )
-from rl_app.data.io import SUMMARY_FILE, read_trajectories, write_trajectories
+from rl_app.data.files import SUMMARY_FILE
+from rl_app.data.io import read_trajectories, write_trajectories
 from rl_app.data.schema import records_from_frame, validate_episodes
 from rl_app.env.text_env import WebShopTextEnv
 from rl_app.shop.config import ShopConfig, load_shop

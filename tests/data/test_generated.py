@@ -43,7 +43,8 @@ def tiny_reference(tmp_path_factory):
 
     from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
     from rl_app.policy.choice_policy import ChoicePolicy
-    from rl_app.policy.encoder import EncoderConfig, load_tokenizer
+    from rl_app.env.tokenizer import load_tokenizer
+    from rl_app.policy.encoder import EncoderConfig
 
     torch.manual_seed(0)
     policy = ChoicePolicy(ChoiceModel(ChoiceModelConfig(encoder=EncoderConfig("tiny"))), load_tokenizer("tiny"),

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 import rl_app.data.io as io
-from rl_app.data.io import SUMMARY_FILE, read_trajectories, tokenize_batch, trajectory_dataset, write_trajectories
+from rl_app.data.files import SUMMARY_FILE
+from rl_app.data.io import read_trajectories, tokenize_batch, trajectory_dataset, write_trajectories
 from rl_app.data.schema import COLUMNS, TrajectoryValidationError, records_from_frame
 
 from .helpers import episode, record, replace

@@ -86,7 +86,8 @@ def test_build_from_trajectories_with_a_reference_checkpoint(tmp_path, use_ray, 
     from rl_app.data.io import write_trajectories
     from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
     from rl_app.policy.choice_policy import ChoicePolicy
-    from rl_app.policy.encoder import EncoderConfig, load_tokenizer
+    from rl_app.env.tokenizer import load_tokenizer
+    from rl_app.policy.encoder import EncoderConfig
     from .helpers import episode
 
     if use_ray:

@@ -92,7 +92,8 @@ def tiny_policy_dir(tmp_path_factory) -> str:
 
     from rl_app.policy.choice_model import ChoiceModel, ChoiceModelConfig
     from rl_app.policy.choice_policy import ChoicePolicy
-    from rl_app.policy.encoder import EncoderConfig, load_tokenizer
+    from rl_app.env.tokenizer import load_tokenizer
+    from rl_app.policy.encoder import EncoderConfig
 
     torch.manual_seed(0)
     # short token limits keep the CPU forward pass cheap; they are saved with the policy

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rl_app.experiments.prepare import prep_key, subset_pairs
+from rl_app.data.pairs import subset_pairs
+from rl_app.experiments.prepare import prep_key
 from rl_app.experiments.spec import EXPERIMENTS, TuneSettings, trial_specs
 from rl_app.presets import PRESETS, load_preset
 
@@ -73,7 +74,7 @@ def test_prep_key_follows_model_defaults_and_the_layout_version(monkeypatch):
 
 
 def test_subset_pairs_keeps_whole_episodes(tmp_path):
-    from rl_app.data.pairs import PAIR_SCHEMA, _frame_to_table
+    from rl_app.data.pairs import PAIR_SCHEMA, pairs_table
 
     ids = ["ep_b/0/0", "ep_a/1/0", "ep_c/0/0", "ep_a/0/0", "ep_b/2/0"]  # 3 episodes, unordered
     def blank(field):
@@ -87,7 +88,7 @@ def test_subset_pairs_keeps_whole_episodes(tmp_path):
     frame["pair_id"] = ids
     src = tmp_path / "pairs"
     src.mkdir()
-    pq.write_table(_frame_to_table(frame), src / "pairs.parquet")
+    pq.write_table(pairs_table(frame), src / "pairs.parquet")
     (src / "_summary.json").write_text(json.dumps({"pairs": 5, "shop_config": {"catalogue": "synthetic"}}))
     facts = subset_pairs(src, tmp_path / "n2", 2)
     assert facts == {"episodes": 2, "pairs": 4}  # ep_a (2 pairs) and ep_b (2 pairs), sorted ids

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rl_app.policy.choice_policy import ChoicePolicy
-from rl_app.policy.encoder import load_tokenizer
+from rl_app.env.tokenizer import load_tokenizer
 
 OBSERVATION = ("webshop [sep] instruction: [sep] i need a blue cotton t-shirt in size large, "
                "and price lower than 30.00 dollars [sep] search")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rl_app.policy.encoder import EncoderConfig, build_encoder, load_encoder, load_tokenizer, tiny_bert_config
+from rl_app.env.tokenizer import load_tokenizer
+from rl_app.policy.encoder import EncoderConfig, build_encoder, load_encoder, tiny_bert_config
 
 
 def test_tiny_encoder_is_small_seeded_and_leaves_the_global_rng_alone():

@@ -13,6 +13,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
 from ray.rllib.core.rl_module.rl_module import RLModule
 
+from rl_app.policy.checkpoint import save_choice_model
 from rl_app.policy.rl_module import WebShopChoiceModule, module_spec, validate_spaces
 
 from .conftest import ACTION_LEN, K_MAX, STATE_LEN, TINY, as_tensors, make_obs, webshop_spaces
@@ -198,7 +199,7 @@ def test_checkpoint_round_trip_gives_identical_probabilities(module, tmp_path):
 
 
 def test_init_checkpoint_starts_from_saved_weights(module, tmp_path):
-    path = module.model.save_pretrained(tmp_path / "il")
+    path = save_choice_model(module.model, tmp_path / "il")
     batch = _batch(3, seed=8)
     started = _module(init_checkpoint=path, dropout=0.0)
     assert torch.equal(started.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
@@ -209,7 +210,7 @@ def test_init_checkpoint_starts_from_saved_weights(module, tmp_path):
     restored = RLModule.from_checkpoint(saved)
     assert torch.equal(restored.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
                        module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS])
-    path = module.model.save_pretrained(tmp_path / "il")
+    path = save_choice_model(module.model, tmp_path / "il")
     with pytest.raises(ValueError, match="pooling"):
         _module(init_checkpoint=path, pooling="cls")
     with pytest.raises(FileNotFoundError, match="init_checkpoint"):

@@ -37,6 +37,10 @@ from ray.rllib.core.columns import Columns
 from rl_app.algorithms.dpo.loss import LOSS_TYPES, DPOLossType
 from rl_app.algorithms.dpo.trajectory import encode_trajectory_pairs
 from rl_app.algorithms.offline import ChoiceOfflinePreLearner, OfflineChoiceAlgorithm, OfflineChoiceConfig
+from rl_app.data.files import read_summary
+from rl_app.data.io import parquet_columns
+from rl_app.data.trajectory_pairs import longest_trajectory
+from rl_app.policy.checkpoint import TOKEN_LENGTH_KEYS, saved_token_lengths
 
 __all__ = ["DPOConfig", "DPO", "DPOPreLearner", "PAIR_COLUMNS", "PairLevel", "PAIR_LEVELS", "pair_level_of"]
 
@@ -50,35 +54,9 @@ PAIR_LEVELS = ("auto", "step", "trajectory")
 _TRAJECTORY_MARKER = "chosen_states"
 
 
-def _parquet_files(path: str) -> list[Path]:
-    p = Path(path)
-    if p.is_dir():
-        return sorted(f for f in p.glob("*.parquet") if not f.name.startswith(("_", ".")))
-    return [p] if p.is_file() else []
-
-
 def pair_level_of(path: str) -> Literal["step", "trajectory"]:
     """``trajectory`` if the parquet data at ``path`` holds trajectory pairs, else ``step``."""
-    import pyarrow.parquet as pq
-
-    files = _parquet_files(path)
-    if not files:
-        raise FileNotFoundError(f"{path}: no parquet files")
-    return "trajectory" if _TRAJECTORY_MARKER in pq.read_schema(files[0]).names else "step"
-
-
-def _longest_trajectory(paths) -> int:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    longest = 0
-    for path in paths:
-        for f in _parquet_files(path):
-            table = pq.read_table(f, columns=["chosen_num_steps", "rejected_num_steps"])
-            for column in table.columns:
-                if len(column):
-                    longest = max(longest, int(pc.max(column).as_py()))
-    return longest
+    return "trajectory" if _TRAJECTORY_MARKER in parquet_columns(Path(path), what="pair data") else "step"
 
 
 class DPOConfig(OfflineChoiceConfig):
@@ -156,7 +134,7 @@ class DPOConfig(OfflineChoiceConfig):
             return self.max_trajectory_steps
         if any("://" in str(p) for p in self.input_ or []):
             raise ValueError("remote trajectory pairs: set config.dpo(max_trajectory_steps=...) explicitly")
-        return _longest_trajectory(self.input_ or [])
+        return longest_trajectory(self.input_ or [])
 
     def get_default_learner_class(self):
         from rl_app.algorithms.dpo.dpo_torch_learner import DPOTorchLearner
@@ -164,6 +142,8 @@ class DPOConfig(OfflineChoiceConfig):
         return DPOTorchLearner
 
     def validate(self) -> None:
+        """The settings' values (the data and the reference policy are read by :meth:`check_data`,
+        when the algorithm builds)."""
         super().validate()
         if self.beta <= 0:
             self._value_error(f"beta must be > 0 (got {self.beta}): fix config.dpo(beta=...)")
@@ -179,15 +159,24 @@ class DPOConfig(OfflineChoiceConfig):
         if not model_config.get("init_checkpoint"):
             self._value_error("DPO starts from the reference (IL) policy: set "
                               "config.rl_module(model_config={..., 'init_checkpoint': <IL policy dir>})")
-        else:
-            self._validate_reference_lengths(str(model_config["init_checkpoint"]))
-            self._warn_on_other_reference(str(model_config["init_checkpoint"]))
+        if self.pair_level not in PAIR_LEVELS:
+            self._value_error(f"unknown pair_level {self.pair_level!r}: config.dpo(pair_level=one of {PAIR_LEVELS})")
+        if self.max_trajectory_steps is not None and self.max_trajectory_steps < 1:
+            self._value_error(f"max_trajectory_steps must be >= 1 (or None), got {self.max_trajectory_steps}")
+
+    def check_data(self) -> None:
+        """What :meth:`validate` cannot see without reading files: the pair files' level and
+        trajectory lengths against the settings, and the reference policy's token lengths
+        (ValueError naming the fix). :class:`DPO` calls it when it builds."""
+        init_checkpoint = (self.get_rl_module_spec().model_config or {}).get("init_checkpoint")
+        if init_checkpoint:
+            self._validate_reference_lengths(str(init_checkpoint))
+            self._warn_on_other_reference(str(init_checkpoint))
         self._validate_pair_level()
 
     def _validate_pair_level(self) -> None:
         if self.pair_level not in PAIR_LEVELS:
-            self._value_error(f"unknown pair_level {self.pair_level!r}: config.dpo(pair_level=one of {PAIR_LEVELS})")
-            return
+            return  # validate() refuses it
         try:
             data_level = self.data_pair_level()
         except (ValueError, FileNotFoundError) as e:
@@ -197,9 +186,7 @@ class DPOConfig(OfflineChoiceConfig):
             self._value_error(f"config.dpo(pair_level={self.pair_level!r}) but the data {self.input_} holds "
                               f"{data_level}-level pairs: set pair_level={data_level!r} or 'auto'")
         if data_level == "trajectory" and self.max_trajectory_steps is not None:
-            if self.max_trajectory_steps < 1:
-                self._value_error(f"max_trajectory_steps must be >= 1 (or None), got {self.max_trajectory_steps}")
-            longest = _longest_trajectory([p for p in self.input_ if "://" not in str(p)])
+            longest = longest_trajectory([p for p in self.input_ if "://" not in str(p)])
             if longest > self.max_trajectory_steps:
                 self._value_error(f"the data has a {longest}-step trajectory but max_trajectory_steps="
                                   f"{self.max_trajectory_steps}: set config.dpo(max_trajectory_steps>={longest}) or "
@@ -210,8 +197,6 @@ class DPOConfig(OfflineChoiceConfig):
         # (ChoicePolicy tokenizes as the policy was trained). Tokenized otherwise here, the
         # starting policy sees other ids than it was scored on: pi != pi_ref before the first
         # update (the first loss is not ln 2) and every log-ratio carries that offset.
-        from rl_app.policy.checkpoint import TOKEN_LENGTH_KEYS, saved_token_lengths
-
         try:
             saved = saved_token_lengths(init_checkpoint)
         except (OSError, ValueError):
@@ -226,13 +211,10 @@ class DPOConfig(OfflineChoiceConfig):
     def _warn_on_other_reference(self, init_checkpoint: str) -> None:
         # The stored pi_ref log-probs are only the reference's if the policy starts from it
         # (then the first sigmoid loss is ln 2); a different start is allowed but unusual.
-        import json
-
         for path in self.input_ or []:
-            summary = Path(path) / "_summary.json"
-            if "://" in str(path) or not summary.is_file():
+            if "://" in str(path):
                 continue
-            reference = json.loads(summary.read_text()).get("reference")
+            reference = (read_summary(path) or {}).get("reference")
             if reference and Path(reference).expanduser().resolve() != Path(init_checkpoint).expanduser().resolve():
                 logger.warning("pairs at %s were scored by reference %s, but the policy starts from %s: "
                                "the DPO log-ratios are then not relative to the starting policy",
@@ -276,3 +258,7 @@ class DPO(OfflineChoiceAlgorithm):
     @classmethod
     def get_default_config(cls) -> DPOConfig:
         return DPOConfig()
+
+    def setup(self, config: DPOConfig) -> None:
+        config.check_data()  # the pair files and the reference policy, before any worker starts
+        super().setup(config)
