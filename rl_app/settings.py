@@ -22,7 +22,7 @@ import argparse
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
 from rl_app.env.candidates import DEFAULT_K_MAX
 from rl_app.env.observation import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STATE_TOKENS, LAYOUTS
