@@ -145,7 +145,9 @@ def run_trial(config: dict[str, Any]) -> None:
     settings = TuneSettings.from_section(trial["settings"], name="tune")
     # an optional cap on train() calls (the paper's "3,000 DPO steps"); the budget still applies
     section = {**trial[trial["algorithm"]], **trial.get("overrides", {})}
-    budget = Budget(iterations=int(section.get("max_iterations", 0) or 0), seconds=float(settings.budget_s),
+    algorithm = (DPOSettings if trial["algorithm"] == "dpo" else PPOSettings).from_section(section,
+                                                                                         name=trial["algorithm"])
+    budget = Budget(iterations=int(algorithm.max_iterations), seconds=float(settings.budget_s),
                     unit=settings.budget_unit, count_build=True, eval_every_s=float(settings.eval_every_s))
 
     def build():
