@@ -1,9 +1,10 @@
-"""Experiment presets: ``tune_configs/<name>.yaml`` (ci, smoke, default, paper, gpu10).
+"""Experiment presets: ``tune_configs/<name>.yaml`` (ci, smoke, default, paper, gpu10, cpu60).
 
 A preset has sections ``shop`` (ShopConfig), ``env`` (episode + tokenization settings of
-WebShopEnvConfig), ``model`` (WebShopChoiceModule settings) and per-stage sections
-(``demos``, ``il``, ``eval``, and later ``dpo``, ``ppo``, ``tune``) that the stage CLIs read.
-Unknown sections or shop/env keys are errors naming the file and key.
+WebShopEnvConfig), ``model`` and per-stage sections (``demos``, ``il``, ``generated``,
+``pairs``, ``dpo``, ``ppo``, ``eval``, ``tune``). Every section is read through its typed
+settings (:data:`rl_app.settings.SECTIONS`) when the preset loads, so an unknown section or a
+misspelt key is an error naming the file, section and key before anything runs.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import yaml
 
 from rl_app.env.webshop_env import WebShopEnvConfig
 from rl_app.errors import InputError
-from rl_app.shop.config import ShopConfig
+from rl_app.settings import SECTIONS, env_from_section, shop_from_section
 
 __all__ = ["PRESET_DIR", "PRESETS", "Preset", "PresetError", "load_preset"]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "tune_configs"
 PRESETS = ("ci", "smoke", "default", "paper", "gpu10", "cpu60")
-SECTIONS = ("shop", "env", "model", "demos", "il", "generated", "pairs", "dpo", "ppo", "eval", "tune")
 
 
 class PresetError(InputError):
@@ -32,12 +32,32 @@ class PresetError(InputError):
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
+    """A preset's raw sections, each validated through its settings class on construction;
+    :meth:`settings` gives a section's typed settings (defaults filled in)."""
+
     name: str
     path: str
     sections: Mapping[str, Mapping[str, Any]]
+    _typed: dict[str, Any] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.sections) - set(SECTIONS))
+        if unknown:
+            raise PresetError(f"{self.path}: unknown sections {unknown}; known: {list(SECTIONS)}")
+        typed: dict[str, Any] = {"shop": shop_from_section(self.section("shop"), where=self.path)}
+        typed["env"] = env_from_section(self.section("env"), self.section("shop"), where=self.path)
+        for name, cls in SECTIONS.items():
+            if cls is not None:
+                typed[name] = cls.from_section(self.section(name), name=name, where=self.path)
+        object.__setattr__(self, "_typed", typed)
 
     def section(self, name: str) -> dict[str, Any]:
+        """The section as written in the file (no defaults)."""
         return dict(self.sections.get(name, {}))
+
+    def settings(self, name: str) -> Any:
+        """The typed settings of section ``name`` (``shop``: ShopConfig, ``env``: WebShopEnvConfig)."""
+        return self._typed[name]
 
     def env_config(self, **overrides: Any) -> dict[str, Any]:
         """Flat WebShopEnv config: shop + env sections (+ overrides), validated."""
@@ -47,7 +67,7 @@ class Preset:
 
     def shop_config(self, **overrides: Any) -> dict[str, Any]:
         cfg = {**self.section("shop"), **overrides}
-        ShopConfig.from_dict(cfg)
+        shop_from_section(cfg, where=self.path)
         return cfg
 
 
@@ -62,21 +82,10 @@ def load_preset(name_or_path: str | os.PathLike, *, data_dir: Optional[str] = No
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
         raise PresetError(f"{path}: a preset is a mapping of sections")
-    unknown = set(raw) - set(SECTIONS)
-    if unknown:
-        raise PresetError(f"{path}: unknown sections {sorted(unknown)}; known: {list(SECTIONS)}")
     for name, body in raw.items():
         if not isinstance(body, dict):
             raise PresetError(f"{path}: section {name!r} must be a mapping")
     sections = {k: dict(v) for k, v in raw.items()}
     if data_dir is not None:
         sections.setdefault("shop", {})["data_dir"] = str(data_dir)
-    preset = Preset(path.stem, str(path), sections)
-    try:
-        preset.env_config()
-    except ValueError as e:
-        raise PresetError(f"{path}: {e}") from e
-    from rl_app.experiments.settings import ModelSettings
-
-    ModelSettings.from_section(preset.section("model"), name="model", where=str(path))
-    return preset
+    return Preset(path.stem, str(path), sections)

@@ -60,7 +60,8 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     from rl_app.machine import machine_line
     from rl_app.experiments.analysis import write_report
     from rl_app.experiments.prepare import prep_key, prepare
-    from rl_app.experiments.spec import TuneSettings, trial_specs
+    from rl_app.experiments.spec import trial_specs
+    from rl_app.settings import TuneSettings
     from rl_app.experiments.trainable import run_trial, trial_resources
     from rl_app.presets import load_preset
     from rl_app.shop.config import ShopConfig, load_shop

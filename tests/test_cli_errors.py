@@ -49,11 +49,14 @@ def test_bad_data_dir_is_refused_before_ray_starts_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_misspelt_preset_key_names_file_section_and_key(tmp_path):
+@pytest.mark.parametrize("section, key", [("model", "trainable_layer"), ("dpo", "betta")])
+def test_misspelt_preset_key_names_file_section_and_key(tmp_path, section, key):
     preset = tmp_path / "mine.yaml"
-    preset.write_text("model:\n  encoder: tiny\n  trainable_layer: 1\n")
-    _assert_one_line(_run("rl_app.tune", "dpo_vs_ppo", "--preset", str(preset), "--out", str(tmp_path / "r")),
-                     "mine.yaml", "'trainable_layer'", "'model'")
+    preset.write_text(f"{section}:\n  {key}: 1\n")
+    proc = _run("rl_app.tune", "dpo_vs_ppo", "--preset", str(preset), "--out", str(tmp_path / "r"))
+    _assert_one_line(proc, "mine.yaml", f"'{key}'", f"'{section}'")
+    assert "Started a local Ray instance" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "r").exists()
 
 
 def test_missing_experiment_directory():

@@ -31,3 +31,37 @@ def test_bad_presets(tmp_path):
         load_preset(bad)
     with pytest.raises(FileNotFoundError, match="known: ci"):
         load_preset("nope")
+
+
+def test_every_shipped_preset_is_listed_and_loads_into_typed_settings():
+    from rl_app.presets import PRESET_DIR
+    from rl_app.settings import SECTIONS
+
+    assert sorted(p.stem for p in PRESET_DIR.glob("*.yaml")) == sorted(PRESETS)
+    for name in PRESETS:
+        preset = load_preset(name)
+        for section in SECTIONS:
+            assert preset.settings(section) is not None
+        # a section's written keys are its settings' values
+        for key, value in preset.section("ppo").items():
+            assert getattr(preset.settings("ppo"), key) == value
+
+
+@pytest.mark.parametrize("section", ["shop", "env", "model", "demos", "il", "generated", "pairs", "dpo", "ppo",
+                                     "eval", "tune"])
+def test_a_misspelt_key_in_any_section_is_refused_in_one_line(tmp_path, section):
+    import yaml
+
+    from rl_app.presets import PRESET_DIR
+    from rl_app.settings import SECTIONS, SettingsError
+
+    assert section in SECTIONS
+    raw = yaml.safe_load((PRESET_DIR / "ci.yaml").read_text())
+    key = sorted(raw[section])[0]
+    misspelt = key[:-1]  # e.g. "catalogue" -> "catalogu"
+    raw[section][misspelt] = raw[section].pop(key)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SettingsError) as e:
+        load_preset(path)
+    assert str(e.value) == f"{path}: unknown key {misspelt!r} in section {section!r} (did you mean {key!r}?)"

@@ -1,9 +1,11 @@
-"""Shared command line of the offline trainers (IL, DPO): train, save, evaluate.
+"""Shared command line of the trainers (IL, DPO, PPO): train to a budget, save, evaluate.
 
-Each trainer adds its own options and builds its config; :func:`run` then trains for
-``--iterations`` (or until ``--time-budget-s``), writes ``OUT/checkpoint`` (the RLlib
-Algorithm), ``OUT/policy`` (``ChoicePolicy.save_pretrained``, loadable without Ray),
-``OUT/metrics.jsonl`` (one line per iteration) and ``OUT/eval.json``, and plays the first
+Each trainer's flags come from its settings (:mod:`rl_app.settings`); :func:`add_offline_arguments`
+adds the offline trainers' (IL, DPO) common ones. :func:`train_and_save` then trains with the
+one budgeted loop (:mod:`rl_app.algorithms.budgeted_training`) for ``--iterations`` (or until
+``--time-budget-s``), writes ``OUT/checkpoint`` (the RLlib Algorithm), ``OUT/policy``
+(``ChoicePolicy.save_pretrained``, loadable without Ray) and ``OUT/metrics.jsonl`` (one line
+per iteration); :func:`run` (IL, DPO) adds ``OUT/eval.json`` and plays the first
 ``--eval-goals`` goals of ``--eval-split`` greedily and by sampling (seeded) with
 :func:`rl_app.eval.evaluate.evaluate` (per-goal files in ``OUT/eval_greedy``, ``OUT/eval_sampled``).
 """
@@ -11,21 +13,21 @@ Algorithm), ``OUT/policy`` (``ChoicePolicy.save_pretrained``, loadable without R
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
-from rl_app.algorithms.offline import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STATE_TOKENS, LEARNER_SECONDS, \
-    LEARNER_SECONDS_ITER
-from rl_app.algorithms.rllib_patches.precision import add_precision_argument
-from rl_app.algorithms.warmup import add_lr_warmup_argument
+from rl_app.algorithms.budgeted_training import Budget, BudgetedTraining
+from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
 from rl_app.data.files import SUMMARY_FILE, read_summary
-from rl_app.env.observation import LAYOUTS
 from rl_app.errors import InputError
+from rl_app.eval.evaluate import add_shop_arguments, shop_from_args
+from rl_app.settings import BudgetSettings, EvalSettings, ObservationSettings, Settings
 
-__all__ = ["add_common_args", "add_token_length_args", "token_lengths", "shop_of_data", "run", "evaluate_policy_dir",
-           "heldout_accuracy"]
+__all__ = ["add_offline_arguments", "token_lengths", "shop_of_data", "command_shop", "init_ray", "budget_of",
+           "Trained", "train_and_save", "run", "run_args", "evaluate_policy_dir", "heldout_accuracy"]
 
 
 def shop_of_data(paths: Sequence[str]) -> Optional[dict[str, Any]]:
@@ -37,59 +39,55 @@ def shop_of_data(paths: Sequence[str]) -> Optional[dict[str, Any]]:
     return None
 
 
-def add_common_args(ap: argparse.ArgumentParser) -> None:
+def add_offline_arguments(ap: argparse.ArgumentParser, settings: type[Settings], *,
+                          skip: Sequence[str] = ()) -> None:
+    """The offline trainers' flags: data and output, the budget, ``settings``' fields (all but
+    ``skip`` and a trial's ``max_iterations``), observations, the evaluation shop, evaluation."""
     ap.add_argument("--data", nargs="+", required=True, help="parquet files or directories")
     ap.add_argument("--out", required=True, help="output directory (checkpoint/, policy/, metrics, eval)")
-    ap.add_argument("--iterations", type=int, default=20, help="train() calls")
-    ap.add_argument("--time-budget-s", type=float, default=None, help="stop earlier once training took this long")
-    ap.add_argument("--updates-per-iteration", type=int, default=10, help="gradient updates per learner per train()")
-    ap.add_argument("--batch-size", type=int, default=32, help="rows per update per learner")
-    ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--num-learners", type=int, default=0, help="0 = learn in this process")
-    ap.add_argument("--gpus-per-learner", type=float, default=0)
-    add_precision_argument(ap)
-    add_lr_warmup_argument(ap)
-    ap.add_argument("--k-max", type=int, default=64)
-    ap.add_argument("--observation-layout", choices=LAYOUTS, default="text",
-                    help="text (the page as one token row) or segments (instruction, lines, candidates as short "
-                         "rows: the cached-encoder mode)")
-    add_token_length_args(ap)
-    ap.add_argument("--seed", type=int, default=0)
+    own = {f.name for f in dataclasses.fields(settings)}
+    BudgetSettings.add_arguments(ap, skip=[name for name in ("iterations",) if name in own])
+    settings.add_arguments(ap, skip=("max_iterations", *skip))
+    ObservationSettings.add_arguments(ap, skip=skip)
     ap.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started here")
-    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default=None,
-                    help=f"evaluation shop (default: the data's, from {SUMMARY_FILE}; else synthetic)")
-    ap.add_argument("--data-dir", default=None, help="real WebShop data (with --catalogue webshop)")
-    ap.add_argument("--synthetic-products", type=int, default=1000)
-    ap.add_argument("--eval-split", choices=["test", "dev"], default="test")
-    ap.add_argument("--eval-goals", type=int, default=200, help="first N goals of the split; 0 = no evaluation")
-    ap.add_argument("--eval-seed", type=int, default=0, help="seed of the sampled evaluation")
-    ap.add_argument("--eval-workers", type=int, default=0, help="Ray tasks playing the goals (0 = here)")
+    add_shop_arguments(ap, catalogue=None,
+                       catalogue_help=f"evaluation shop (default: the data's, from {SUMMARY_FILE}; else synthetic)")
+    EvalSettings.add_arguments(ap, prefix="eval")
     ap.add_argument("--heldout", default=None,
                     help="held-out demonstrations (goals not trained on): greedy choice accuracy per decision type "
                          "(eval/accuracy/<type>) is printed and written to eval.json")
 
 
-def add_token_length_args(ap: argparse.ArgumentParser) -> None:
-    """``--max-state-tokens`` / ``--max-action-tokens``, resolved by :func:`token_lengths`."""
-    ap.add_argument("--max-state-tokens", type=int, default=None,
-                    help=f"state length in tokens (default: the --init-checkpoint policy's, else "
-                         f"{DEFAULT_MAX_STATE_TOKENS})")
-    ap.add_argument("--max-action-tokens", type=int, default=None,
-                    help=f"candidate length in tokens (default: the --init-checkpoint policy's, else "
-                         f"{DEFAULT_MAX_ACTION_TOKENS})")
-
-
-def token_lengths(args: argparse.Namespace, init_checkpoint: Optional[str] = None) -> dict[str, int]:
+def token_lengths(args: Any, init_checkpoint: Optional[str] = None) -> dict[str, int]:
     """``max_state_tokens`` / ``max_action_tokens`` for a run: the flags where given, else those
-    the starting policy was trained at (a policy continued at other lengths sees other token
-    ids; for DPO its stored reference log-probs would then not be its own), else the env's
-    defaults."""
-    from rl_app.policy.checkpoint import TOKEN_LENGTH_KEYS, saved_token_lengths
+    the starting policy was trained at, else the env's defaults (:class:`ObservationSettings`)."""
+    return ObservationSettings.from_args(args).token_lengths(init_checkpoint)
 
-    lengths = {key: getattr(args, key) for key in TOKEN_LENGTH_KEYS}
-    saved = saved_token_lengths(init_checkpoint) if init_checkpoint and None in lengths.values() else {}
-    defaults = {"max_state_tokens": DEFAULT_MAX_STATE_TOKENS, "max_action_tokens": DEFAULT_MAX_ACTION_TOKENS}
-    return {key: int(value) if value is not None else saved.get(key, defaults[key]) for key, value in lengths.items()}
+
+def command_shop(args: argparse.Namespace, data: Sequence[str] = ()) -> dict[str, Any]:
+    """The shop of a command line: ``--catalogue``'s, else the data's (``_summary.json``), else synthetic."""
+    if args.catalogue is None:
+        recorded = shop_of_data(data)
+        if recorded:
+            return recorded
+        args = argparse.Namespace(**{**vars(args), "catalogue": "synthetic"})
+    return dataclasses.asdict(shop_from_args(args))
+
+
+def init_ray(num_cpus: Optional[int]) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def budget_of(args: argparse.Namespace, iterations: Optional[int] = None) -> Budget:
+    """A command line's budget: ``--iterations`` (or ``iterations``) and ``--time-budget-s``."""
+    budget = BudgetSettings.from_args(args)
+    iterations = budget.iterations if iterations is None else iterations
+    if iterations < 1:
+        raise InputError("--iterations must be >= 1")
+    return Budget(iterations=int(iterations), seconds=budget.time_budget_s)
 
 
 def _row(i: int, result: dict, metric_keys: Sequence[str]) -> dict[str, Any]:
@@ -139,71 +137,96 @@ def heldout_accuracy(policy_dir: Path, data: str) -> dict[str, Any]:
     return result
 
 
-def run(config, args: argparse.Namespace, *, name: str, metric_keys: Sequence[str],
-        extra_summary: Optional[dict[str, Any]] = None) -> int:
-    """Train ``config`` as the parsed ``args`` say, save the checkpoint and policy, evaluate."""
-    import ray
+@dataclass(frozen=True)
+class Trained:
+    """What :func:`train_and_save` did: one row per iteration, the saved checkpoint, the timings."""
 
+    rows: list[dict[str, Any]]
+    checkpoint: str
+    build_s: float
+    train_s: float
+    frozen_cache: Optional[str] = None
+    frozen_cache_s: float = 0.0
+
+
+def train_and_save(config, budget: Budget, out: Path, *, row: Callable[[int, Mapping[str, Any]], dict[str, Any]],
+                   line: Callable[[dict[str, Any]], str], save_policy: Callable[[Any, str], None],
+                   flush: bool = False) -> Trained:
+    """Build ``config``, train it to ``budget`` (each iteration's ``row`` printed as ``line`` and
+    written to ``OUT/metrics.jsonl``), save ``OUT/checkpoint`` and, with ``save_policy(algo,
+    checkpoint)``, ``OUT/policy``."""
+    rows: list[dict[str, Any]] = []
+    with BudgetedTraining(config.build_algo, budget) as training:
+        with (out / "metrics.jsonl").open("w") as log:
+            for step in training:
+                rows.append(row(training.state.iteration, step.result))
+                print(line(rows[-1]), flush=True)
+                log.write(json.dumps(rows[-1]) + "\n")
+                if flush:
+                    log.flush()
+                if step.seconds_spent:
+                    print(f"time budget {budget.seconds:.0f} s reached after {training.state.iteration} iterations")
+        checkpoint = training.algo.save_to_path(str(out / "checkpoint"))
+        save_policy(training.algo, checkpoint)
+        algo = training.algo
+    return Trained(rows, checkpoint, training.state.build_s, training.state.train_s,
+                   getattr(algo, "frozen_cache_dir", None), getattr(algo, "frozen_cache_s", 0.0))
+
+
+def run(config, *, name: str, metric_keys: Sequence[str], settings, budget: Budget, data: Sequence[str],
+        out: str | Path, shop: Optional[Mapping[str, Any]] = None, evaluation: EvalSettings = EvalSettings(),
+        heldout: Optional[str] = None, num_cpus: Optional[int] = None,
+        extra_summary: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Train an offline trainer's ``config`` (built from ``settings``) on ``data`` to ``budget``, save
+    the checkpoint and policy in ``out``, evaluate on ``shop`` (None: the data's, else synthetic) as
+    ``evaluation`` says; returns what ``OUT/eval.json`` holds."""
     from rl_app.data.io import parquet_files
     from rl_app.shop.config import ShopConfig, load_shop
 
     # What the user gave is checked before Ray starts and before anything is written.
-    if args.iterations < 1:
-        raise InputError("--iterations must be >= 1")
-    for path in [*args.data, *([args.heldout] if getattr(args, "heldout", None) else [])]:
+    for path in [*data, *([heldout] if heldout else [])]:
         parquet_files(Path(path))
-    out = Path(args.out).absolute()
+    out = Path(out).absolute()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; pass a directory")
-    if args.catalogue is not None:
-        shop = {"catalogue": args.catalogue, "data_dir": args.data_dir, "synthetic_products": args.synthetic_products}
-    else:
-        shop = shop_of_data(args.data) or {"catalogue": "synthetic", "synthetic_products": args.synthetic_products}
+    shop = dict(shop) if shop is not None else shop_of_data(data) or dataclasses.asdict(ShopConfig())
     load_shop(ShopConfig.from_dict(shop))
     out.mkdir(parents=True, exist_ok=True)
-    if not ray.is_initialized():
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    init_ray(num_cpus)
 
-    t0 = time.perf_counter()
-    algo = config.build_algo()
-    build_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    rows = []
-    try:
-        with (out / "metrics.jsonl").open("w") as log:
-            for i in range(1, args.iterations + 1):
-                row = _row(i, algo.train(), metric_keys)
-                print(_line(row, metric_keys), flush=True)
-                log.write(json.dumps(row) + "\n")
-                rows.append(row)
-                if args.time_budget_s is not None and time.perf_counter() - t0 >= args.time_budget_s:
-                    print(f"time budget {args.time_budget_s:.0f} s reached after {i} iterations")
-                    break
-        train_s = time.perf_counter() - t0
-        checkpoint = algo.save_to_path(str(out / "checkpoint"))
-        algo.get_choice_policy().save_pretrained(out / "policy")
-    finally:
-        algo.stop()
+    trained = train_and_save(config, budget, out, row=lambda i, result: _row(i, result, metric_keys),
+                             line=lambda row: _line(row, metric_keys),
+                             save_policy=lambda algo, _checkpoint: algo.get_choice_policy().save_pretrained(
+                                 out / "policy"))
+    rows = trained.rows
     summary: dict[str, Any] = {
-        "algorithm": name, "data": [str(Path(p).absolute()) for p in args.data], "iterations": len(rows),
-        "batch_size": args.batch_size, "updates_per_iteration": args.updates_per_iteration,
-        "num_learners": args.num_learners, "lr": config.lr, "seed": args.seed,
-        "gradient_updates": len(rows) * args.updates_per_iteration,
+        "algorithm": name, "data": [str(Path(p).absolute()) for p in data], "iterations": len(rows),
+        "batch_size": settings.batch_size, "updates_per_iteration": settings.updates_per_iteration,
+        "num_learners": settings.num_learners, "lr": config.lr, "seed": settings.seed,
+        "gradient_updates": len(rows) * settings.updates_per_iteration,
         # train_wall_s: the train() calls (after the build); learner_s: inside LearnerGroup.update.
-        "build_s": build_s, "train_wall_s": train_s, "frozen_cache": getattr(algo, "frozen_cache_dir", None),
-        "frozen_cache_s": getattr(algo, "frozen_cache_s", 0.0), "learner_s": rows[-1][LEARNER_SECONDS],
-        "final": rows[-1], "checkpoint": checkpoint, "policy": str(out / "policy"), "shop": shop,
+        "build_s": trained.build_s, "train_wall_s": trained.train_s, "frozen_cache": trained.frozen_cache,
+        "frozen_cache_s": trained.frozen_cache_s, "learner_s": rows[-1][LEARNER_SECONDS],
+        "final": rows[-1], "checkpoint": trained.checkpoint, "policy": str(out / "policy"), "shop": shop,
         **(extra_summary or {}),
     }
-    print(f"trained {len(rows)} iterations x {args.updates_per_iteration} updates x batch {args.batch_size} "
-          f"in {train_s:.1f} s wall (learner {summary['learner_s']:.1f} s, build {build_s:.1f} s); "
-          f"saved {checkpoint} and {out / 'policy'}")
+    print(f"trained {len(rows)} iterations x {settings.updates_per_iteration} updates x batch {settings.batch_size} "
+          f"in {trained.train_s:.1f} s wall (learner {summary['learner_s']:.1f} s, build {trained.build_s:.1f} s); "
+          f"saved {trained.checkpoint} and {out / 'policy'}")
 
-    if getattr(args, "heldout", None):
-        summary["heldout"] = heldout_accuracy(out / "policy", args.heldout)
-    if args.eval_goals > 0:
-        summary.update(evaluate_policy_dir(out / "policy", shop, name=name, split=args.eval_split,
-                                           n_goals=args.eval_goals, seed=args.eval_seed,
-                                           num_workers=args.eval_workers, out=out))
+    if heldout:
+        summary["heldout"] = heldout_accuracy(out / "policy", heldout)
+    if evaluation.goals > 0:
+        summary.update(evaluate_policy_dir(out / "policy", shop, name=name, split=evaluation.split,
+                                           n_goals=evaluation.goals, seed=evaluation.seed,
+                                           num_workers=evaluation.workers, out=out))
     (out / "eval.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return 0
+    return summary
+
+
+def run_args(config, args: argparse.Namespace, **kwargs: Any) -> dict[str, Any]:
+    """:func:`run` with what :func:`add_offline_arguments`' flags give (data, out, shop, evaluation)."""
+    return run(config, data=args.data, out=args.out,
+               shop=command_shop(args, args.data),
+               evaluation=EvalSettings.from_args(args, prefix="eval"), heldout=args.heldout, num_cpus=args.num_cpus,
+               **kwargs)

@@ -62,6 +62,7 @@ from rl_app.env.observation import (
 )
 from rl_app.policy.checkpoint import saved_tokenizer
 from rl_app.policy.rl_module import WebShopChoiceModule
+from rl_app.settings import PRETRAINED_LR, OfflineSettings
 
 __all__ = [
     "OfflineChoiceConfig",
@@ -121,11 +122,12 @@ class OfflineChoiceConfig(PatchedConfigMixin, LRWarmupConfigMixin, AlgorithmConf
         self.map_batches_kwargs = {"compute": ActorPoolStrategy(size=1), "concurrency": None, "num_cpus": 0.0}
         self.iter_batches_kwargs = {"local_shuffle_buffer_size": 1024}
         self.materialize_mapped_data = True
-        self.dataset_num_iters_per_learner = 10
-        self.train_batch_size_per_learner = 32
-        self.lr = 1e-4
-        self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rllib_patches.precision)
-        self.lr_warmup_updates = 0  # linear warmup over N updates (rl_app.algorithms.warmup)
+        defaults = OfflineSettings()  # the defaults' one owner (rl_app.settings)
+        self.dataset_num_iters_per_learner = defaults.updates_per_iteration
+        self.train_batch_size_per_learner = defaults.batch_size
+        self.lr = PRETRAINED_LR
+        self.precision = defaults.precision  # bf16 autocast on a bf16-capable GPU learner (rllib_patches.precision)
+        self.lr_warmup_updates = defaults.lr_warmup_updates  # linear warmup over N updates (rl_app.algorithms.warmup)
         # The value head gets no gradient from offline policy losses; DDP (num_learners > 1)
         # would otherwise wait for its gradients forever.
         self.torch_ddp_kwargs = {"find_unused_parameters": True}

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 import torch
 from ray.rllib.algorithms.algorithm_config import NotProvided
 
-__all__ = ["warmup_factor", "optimizer_steps", "add_lr_warmup_argument", "LRWarmupConfigMixin",
+__all__ = ["warmup_factor", "optimizer_steps", "LRWarmupConfigMixin",
            "LRWarmupLearnerMixin"]
 
 
@@ -44,12 +44,6 @@ def optimizer_steps(optimizer: torch.optim.Optimizer) -> Optional[int]:
         if "step" in state:
             return int(state["step"])  # a CPU tensor unless the optimizer is capturable/fused
     return None
-
-
-def add_lr_warmup_argument(parser) -> None:
-    """``--lr-warmup-updates`` for a trainer's command line (goes to ``config.training(lr_warmup_updates=...)``)."""
-    parser.add_argument("--lr-warmup-updates", type=int, default=0,
-                        help="linear learning-rate warmup over this many updates (0 = none)")
 
 
 class LRWarmupConfigMixin:

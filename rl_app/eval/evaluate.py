@@ -33,15 +33,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, get_args
 
 import numpy as np
 
 from rl_app.agents.specs import AGENT_KINDS, AgentSpec, EvalAgent, env_rng, make_agent
+from rl_app.data.files import atomic_write, atomic_write_text
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
 from rl_app.errors import InputError
-from rl_app.data.files import atomic_write, atomic_write_text
-from rl_app.shop.config import ShopConfig, load_shop
+from rl_app.shop.config import CatalogueKind, ShopConfig, load_shop
 from rl_app.shop.goals import split_of
 
 __all__ = [
@@ -61,6 +61,9 @@ __all__ = [
     "summarize",
     "write_episodes",
     "read_episodes",
+    "add_shop_arguments",
+    "shop_from_args",
+    "evaluate_checkpoint",
     "main",
 ]
 
@@ -355,17 +358,41 @@ def read_episodes(out_dir: str | Path, *, fmt: Literal["parquet", "csv"] = "parq
 
 
 # ---------------------------------------------------------------------- CLI
-def add_shop_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default="synthetic")
+def add_shop_arguments(ap: argparse.ArgumentParser, *, catalogue: Optional[str] = "synthetic",
+                       catalogue_help: str = "which shop") -> None:
+    """``--catalogue``, ``--data-dir``, ``--synthetic-products``, ``--synthetic-seed``: the shop of
+    a command line (:class:`~rl_app.shop.config.ShopConfig`'s fields and defaults). ``catalogue``
+    None: the command decides when the flag is not given (e.g. the training data's shop)."""
+    defaults = ShopConfig()
+    ap.add_argument("--catalogue", choices=get_args(CatalogueKind), default=catalogue,
+                    help=catalogue_help + (f" (default: {catalogue})" if catalogue else ""))
     ap.add_argument("--data-dir", default=None,
                     help="real WebShop data (default: $RL_APP_WEBSHOP_DATA or ../shared/webshop-data)")
-    ap.add_argument("--synthetic-products", type=int, default=1000)
-    ap.add_argument("--synthetic-seed", type=int, default=0)
+    ap.add_argument("--synthetic-products", type=int, default=defaults.synthetic_products)
+    ap.add_argument("--synthetic-seed", type=int, default=defaults.synthetic_seed)
 
 
 def shop_from_args(args: argparse.Namespace) -> ShopConfig:
+    """The shop :func:`add_shop_arguments`' flags name (``--catalogue`` must be set)."""
     return ShopConfig(catalogue=args.catalogue, data_dir=args.data_dir,
                       synthetic_products=args.synthetic_products, synthetic_seed=args.synthetic_seed)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, *, shop: Mapping[str, Any], env: Mapping[str, Any], split: str,
+                        n_goals: int, greedy: bool, seed: int, label: str, out: Path,
+                        frozen_cache: Optional[str] = None) -> dict[str, float]:
+    """Play the first ``n_goals`` goals of ``split`` with a saved policy, in this process, with
+    an experiment's episode settings (``env``: a flat WebShopEnv config; the policy picks its own
+    observation layout); ``frozen_cache``: stored frozen rows a cached-encoder policy starts from."""
+    from rl_app.env.webshop_env import WebShopEnvConfig
+
+    episode = WebShopEnvConfig.from_dict(env).episode
+    goals = list(load_shop(ShopConfig.from_dict(dict(shop))).goals.indices(split))[:n_goals]
+    spec = AgentSpec(name=label, kind="policy", checkpoint=str(checkpoint), greedy=greedy, seed=seed,
+                     frozen_cache=frozen_cache)
+    result = evaluate(spec, dict(shop), split=split, goal_indices=goals, max_steps=episode.max_steps,
+                      env_config=episode, out_dir=out)
+    return {**result.metrics(), "goals": len(goals)}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

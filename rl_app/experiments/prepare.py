@@ -22,13 +22,17 @@ from typing import Any, Callable, Optional, Sequence
 
 from rl_app.data.files import SUMMARY_FILE, atomic_write_json
 from rl_app.data.pairs import subset_pairs
+from rl_app.env.webshop_env import WebShopEnvConfig
 from rl_app.presets import Preset
+from rl_app.settings import EvalSettings, ILSettings, ObservationSettings
 
-__all__ = ["Prepared", "prepare", "prep_key", "il_argv"]
+__all__ = ["Prepared", "prepare", "prep_key", "il_stage_settings"]
 
 PREPARED_FILE = "prepared.json"
 # Preset sections the prepared data depend on (not dpo/ppo/tune: those are per trial).
 _PREP_SECTIONS = ("shop", "env", "model", "demos", "il", "generated", "pairs")
+# The episode settings the data stages take from the env section, when it sets them (what the
+# demonstrations' and generated trajectories' summaries record).
 _ENV_TEXT_KEYS = ("max_steps", "k_max", "num_prev_actions")
 
 
@@ -55,17 +59,24 @@ class Prepared:
         return cls(**json.loads((Path(root) / PREPARED_FILE).read_text()))
 
 
+def _env_as_built(env: WebShopEnvConfig) -> dict[str, Any]:
+    """The ``env`` section's settings as built: the episode's and the tokenized env's own (defaults included)."""
+    own = {f.name: getattr(env, f.name) for f in dataclasses.fields(env) if f.name not in ("shop", "episode")}
+    return {**dataclasses.asdict(env.episode), **own}
+
+
 def prep_key(preset: Preset) -> str:
     """A short hash of everything the prepared data depend on (not the evaluation settings:
-    the IL agent's evaluation is kept per split / goals / mode inside the prepared dir)."""
-    from rl_app.env.observation import SEGMENTS_VERSION
-    from rl_app.experiments.settings import ModelSettings
+    the IL agent's evaluation is kept per split / goals / mode inside the prepared dir).
 
-    payload: dict[str, Any] = {name: preset.section(name) for name in _PREP_SECTIONS}
-    # the model as built (defaults included: a new default is a new IL agent), and the
-    # segments layout's version (its rows are the model's input)
-    payload["model"] = dataclasses.asdict(ModelSettings.from_section(preset.section("model"), name="model"))
-    if preset.section("env").get("observation_layout") == "segments":
+    Each section enters as its settings were built, defaults included: spelling out a default
+    keeps the key, a changed default is a new key (a new IL agent)."""
+    from rl_app.env.observation import SEGMENTS_VERSION
+
+    payload: dict[str, Any] = {name: dataclasses.asdict(preset.settings(name)) for name in _PREP_SECTIONS}
+    env = preset.settings("env")
+    payload["env"] = _env_as_built(env)
+    if env.observation_layout == "segments":  # its rows are the model's input
         payload["segments_version"] = SEGMENTS_VERSION
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return digest[:10]
@@ -83,35 +94,25 @@ def _stage(stages: dict, name: str, done: Callable[[], bool], make: Callable[[],
     log(f"prepare: {name} done in {stages[name]['wall_s']:.1f} s")
 
 
-def _frozen_cache(data: Path, policy: Path, env: dict[str, Any], reuse: Sequence[str] = ()) -> dict[str, Any]:
+def _frozen_cache(data: Path, policy: Path, env: WebShopEnvConfig, reuse: Sequence[str] = ()) -> dict[str, Any]:
     """The frozen-row cache of a pair set (shared preparation: no DPO trial pays for it)."""
     from rl_app.data.frozen_cache import build_frozen_cache
     from rl_app.env.observation import ObservationEncoder
     from rl_app.policy.checkpoint import load_checkpoint_tokenizer, read_choice_checkpoint
 
     encoder = ObservationEncoder(load_checkpoint_tokenizer(read_choice_checkpoint(policy)),
-                                 k_max=int(env.get("k_max", 64)), max_action_tokens=int(env.get("max_action_tokens", 32)),
-                                 layout="segments")
+                                 k_max=env.episode.k_max, max_action_tokens=env.max_action_tokens, layout="segments")
     return {"path": str(build_frozen_cache([data], encoder, {"checkpoint": str(policy)}, reuse=reuse,
                                              log=lambda _m: None))}
 
 
-def il_argv(demos: Path, out: Path, model: dict[str, Any], il_cfg: dict[str, Any], tokens: Sequence[str], *,
-            num_gpus: float = 0) -> list[str]:
-    """The ``rl_app.algorithms.il.train`` command line of the IL stage. With ``num_gpus``, one remote
-    learner with that many GPUs: Ray places it on a GPU node, wherever the driver runs."""
-    from rl_app.experiments.settings import ModelSettings
-
-    settings = ModelSettings.from_section(model, name="model")
-    argv = ["--data", str(demos), "--out", str(out), *settings.argv(),
-            "--iterations", str(il_cfg.get("iterations", 20)), "--batch-size", str(il_cfg.get("batch_size", 32)),
-            "--updates-per-iteration", str(il_cfg.get("updates_per_iteration", 10)),
-            "--seed", str(il_cfg.get("seed", 0)), "--eval-goals", "0", *tokens]
-    if "lr" in il_cfg:
-        argv += ["--lr", str(il_cfg["lr"])]
+def il_stage_settings(preset: Preset, num_gpus: float = 0) -> ILSettings:
+    """The IL stage's settings: the preset's ``il`` section; with ``num_gpus``, one remote
+    learner with that many GPUs (Ray places it on a GPU node, wherever the driver runs)."""
+    settings = preset.settings("il")
     if num_gpus:
-        argv += ["--num-learners", "1", "--gpus-per-learner", f"{num_gpus:g}"]
-    return argv
+        settings = dataclasses.replace(settings, num_learners=1, gpus_per_learner=float(num_gpus))
+    return settings
 
 
 def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_goals: int, eval_greedy: bool = True,
@@ -122,12 +123,12 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     ``num_gpus`` (a trial's GPUs): the IL stage's learner and the pair stages' reference pass
     each take that many (on CPU otherwise); demonstrations, generated rollouts and evaluation
     run on CPU workers."""
-    from rl_app.algorithms.il.train import main as il_main
+    from rl_app.algorithms.il.train import train as train_il
     from rl_app.data.demos import generate_demonstrations
     from rl_app.data.frozen_cache import cache_root
     from rl_app.data.generated import generate_trajectories
     from rl_app.data.pairs import build_step_pairs
-    from rl_app.experiments.trainable import evaluate_checkpoint
+    from rl_app.eval.evaluate import evaluate_checkpoint
 
     log = log or (lambda _msg: None)
     root = Path(root).absolute()
@@ -142,19 +143,17 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         from rl_app.shop.catalogue import resolve_webshop_data_dir
 
         shop["data_dir"] = env["data_dir"] = str(resolve_webshop_data_dir(shop.get("data_dir")))
+    env_settings = preset.settings("env")
+    segments = env_settings.observation_layout == "segments"
     text_env = {k: env[k] for k in _ENV_TEXT_KEYS if k in env}
-    model, demos_cfg, il_cfg = preset.section("model"), preset.section("demos"), preset.section("il")
-    gen_cfg, pair_cfg = preset.section("generated"), preset.section("pairs")
-    tokens = ["--k-max", str(env.get("k_max", 64)), "--max-state-tokens", str(env.get("max_state_tokens", 512)),
-              "--max-action-tokens", str(env.get("max_action_tokens", 32)),
-              "--observation-layout", str(env.get("observation_layout", "text"))]
+    demos_cfg, gen_cfg, pair_cfg = preset.settings("demos"), preset.settings("generated"), preset.settings("pairs")
     demos, il, generated = root / "demos", root / "il", root / "generated"
 
     def save() -> None:
         atomic_write_json(root / PREPARED_FILE, {"root": str(root), "stages": stages}, default=str)
 
     def make_demos() -> dict[str, Any]:
-        summary = generate_demonstrations(shop, num_goals=demos_cfg.get("num_goals"), seed=demos_cfg.get("seed", 0),
+        summary = generate_demonstrations(shop, num_goals=demos_cfg.num_goals, seed=demos_cfg.seed,
                                           num_workers=num_workers, out=demos, env_config=text_env,
                                           overwrite=True, progress=False)
         return {"episodes": summary.episodes_written, "steps": summary.rows_written,
@@ -164,9 +163,9 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     save()
 
     def make_il() -> dict[str, Any]:
-        if il_main(il_argv(demos, il, model, il_cfg, tokens, num_gpus=num_gpus)) != 0:
-            raise RuntimeError("IL training failed")
-        summary = json.loads((il / "eval.json").read_text())
+        summary = train_il([str(demos)], il, settings=il_stage_settings(preset, num_gpus),
+                           model=preset.settings("model"), observations=ObservationSettings.of_env(env_settings),
+                           evaluation=EvalSettings(goals=0))
         return {"policy": str(il / "policy"), "gradient_updates": summary["gradient_updates"],
                 "learner_s": summary["learner_s"], "gpus": num_gpus}
 
@@ -174,7 +173,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     save()
     # the IL stage stored the demonstrations' frozen rows beside them (cached-encoder mode)
     demo_rows = cache_root(demos)
-    frozen_cache = str(demo_rows) if env.get("observation_layout") == "segments" and demo_rows.is_dir() else None
+    frozen_cache = str(demo_rows) if segments and demo_rows.is_dir() else None
 
     # the start point of every curve, evaluated exactly as the trials evaluate
     mode = "greedy" if eval_greedy else "sampled"
@@ -187,10 +186,9 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
 
     def make_generated() -> dict[str, Any]:
         summary = generate_trajectories(il / "policy", shop, generated,
-                                        num_episodes=int(gen_cfg.get("num_episodes", 100)),
-                                        max_attempts=int(gen_cfg.get("max_attempts", 2000)),
-                                        min_reward=float(gen_cfg.get("min_reward", 1.0)),
-                                        env_config={**text_env, "split": "train"}, seed=int(gen_cfg.get("seed", 0)),
+                                        num_episodes=int(gen_cfg.num_episodes), max_attempts=int(gen_cfg.max_attempts),
+                                        min_reward=float(gen_cfg.min_reward),
+                                        env_config={**text_env, "split": "train"}, seed=int(gen_cfg.seed),
                                         num_workers=num_workers, progress=False, frozen_cache=frozen_cache)
         log(f"prepare: generated {summary.line()}")
         return {**dataclasses.asdict(summary), "yield": summary.yield_rate, "path": str(generated)}
@@ -208,18 +206,18 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
         out = root / f"pairs_{name}"
 
         def make_pairs(source=source, out=out) -> dict[str, Any]:
-            summary = build_step_pairs(source, il / "policy", out, num_rejected=int(pair_cfg.get("num_rejected", 1)),
-                                       seed=int(pair_cfg.get("seed", 0)),
-                                       rejected=str(pair_cfg.get("rejected", "sample")), use_ray=True,
+            summary = build_step_pairs(source, il / "policy", out, num_rejected=int(pair_cfg.num_rejected),
+                                       seed=int(pair_cfg.seed), rejected=pair_cfg.rejected, use_ray=True,
                                        num_gpus=num_gpus, overwrite=True, frozen_cache=frozen_cache)
             return {**dataclasses.asdict(summary), "path": str(out)}
 
         _stage(stages, f"pairs_{name}", lambda out=out: (out / SUMMARY_FILE).is_file(), make_pairs, log)
         pairs[name] = str(out)
         save()
-        if env.get("observation_layout") == "segments":
+        if segments:
             _stage(stages, f"frozen_cache_{name}", lambda name=name: f"frozen_cache_{name}" in stages,
-                   lambda out=out: _frozen_cache(out, il / "policy", env, reuse=[frozen_cache] if frozen_cache else []),
+                   lambda out=out: _frozen_cache(out, il / "policy", env_settings,
+                                                 reuse=[frozen_cache] if frozen_cache else []),
                    log)
             save()
     for n in data_sizes:

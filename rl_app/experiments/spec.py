@@ -1,7 +1,7 @@
 """What an experiment runs: its trials, their shared budget and resources, from a preset.
 
-A preset's ``tune`` section sets the comparison (DECISIONS.md 8): every trial gets the same
-resources (``cpus_per_trial`` CPUs, ``gpus_per_trial`` GPUs, as one placement group) and the
+A preset's ``tune`` section (:class:`rl_app.settings.TuneSettings`) sets the comparison
+(DECISIONS.md 8): every trial gets the same resources (``cpus_per_trial`` CPUs, ``gpus_per_trial`` GPUs, as one placement group) and the
 same training budget (``budget_s`` wall seconds from its own start: building the algorithm,
 sampling or data loading, and updates; evaluation pauses are not charged and are reported
 apart). Sections ``dpo``, ``ppo``, ``generated`` and ``pairs`` set the stages.
@@ -21,10 +21,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, Mapping, Optional, Sequence
 
-from rl_app.presets import Preset, PresetError
+from rl_app.presets import PresetError
+from rl_app.settings import TuneSettings
 
-__all__ = ["EXPERIMENTS", "TrialSpec", "TuneSettings", "trial_specs", "ExperimentName", "TRAIN_SECONDS",
-           "EVAL_SECONDS"]
+__all__ = ["EXPERIMENTS", "TrialSpec", "trial_specs", "ExperimentName", "TRAIN_SECONDS", "EVAL_SECONDS"]
 
 # Trial report keys (STYLE 9) beside RLlib's and the learners' own: the budget clock and the
 # evaluation pauses (``time/learner_s`` is rl_app.algorithms.offline.LEARNER_SECONDS).
@@ -40,65 +40,6 @@ EXPERIMENTS: dict[str, str] = {
 }
 # Trial kinds: DPO on a pair file or PPO on the env.
 Algorithm = Literal["dpo", "ppo"]
-
-
-@dataclasses.dataclass(frozen=True)
-class TuneSettings:
-    """The preset's ``tune`` section (defaults: a few CPU minutes)."""
-
-    budget_s: float = 60.0          # training seconds per trial, in budget_unit
-    # wall: seconds of the trial's own clock from its start (build included; the paper's GPU-time
-    # matching). cpu: CPU seconds of the trial process and its env runners in train() calls
-    # (what another process's load on the machine cannot eat); the build is reported apart.
-    budget_unit: Literal["wall", "cpu"] = "wall"
-    seeds: int = 2
-    eval_every_s: float = 20.0      # evaluation points along the budget (plus the end)
-    eval_goals: int = 50            # first N goals of eval_split
-    eval_split: Literal["test", "dev"] = "test"
-    eval_greedy: bool = True
-    cpus_per_trial: int = 2
-    gpus_per_trial: float = 0.0
-    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
-    max_concurrent_trials: int = 0  # 0 = as many as the resources allow
-    data_sizes: tuple[int, ...] = (20, 60, 200)
-    betas: tuple[float, ...] = (0.05, 0.1, 0.5)
-    loss_types: tuple[str, ...] = ("sigmoid", "ipo")
-
-    @classmethod
-    def from_preset(cls, preset: Preset, **overrides: Any) -> "TuneSettings":
-        raw = {**preset.section("tune"), **{k: v for k, v in overrides.items() if v is not None}}
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - names
-        if unknown:
-            raise PresetError(f"{preset.path}: unknown tune keys {sorted(unknown)}; known: {sorted(names)}")
-        for key in ("data_sizes", "betas", "loss_types"):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        settings = cls(**raw)
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        if self.budget_s <= 0:
-            raise PresetError(f"tune.budget_s must be > 0, got {self.budget_s}")
-        if self.budget_unit not in ("wall", "cpu"):
-            raise PresetError(f"tune.budget_unit must be 'wall' or 'cpu', got {self.budget_unit!r}")
-        if self.seeds < 1:
-            raise PresetError(f"tune.seeds must be >= 1, got {self.seeds}")
-        if self.eval_every_s <= 0 or self.eval_goals < 1:
-            raise PresetError("tune.eval_every_s must be > 0 and tune.eval_goals >= 1")
-        if self.cpus_per_trial < 1 or self.gpus_per_trial < 0:
-            raise PresetError("tune.cpus_per_trial must be >= 1 and tune.gpus_per_trial >= 0")
-        if any(n < 1 for n in self.data_sizes) or any(b <= 0 for b in self.betas):
-            raise PresetError("tune.data_sizes must be >= 1 and tune.betas > 0")
-
-    def bundles(self) -> list[dict[str, float]]:
-        """One trial's placement group: the trial process (learner; the GPU) + CPU bundles
-        (PPO's env runners, DPO's data workers)."""
-        head: dict[str, float] = {"CPU": 1.0}
-        if self.gpus_per_trial:
-            head["GPU"] = float(self.gpus_per_trial)
-        return [head] + [{"CPU": 1.0} for _ in range(self.cpus_per_trial - 1)]
 
 
 @dataclasses.dataclass(frozen=True)

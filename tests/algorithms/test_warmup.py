@@ -78,18 +78,10 @@ def test_configs_take_and_validate_lr_warmup(demo_dir):
 
 
 def test_trainers_take_lr_warmup_updates(tmp_path):
-    import argparse
+    from rl_app.algorithms.dpo.train import build_config, build_parser
 
-    from rl_app.algorithms.cli import add_common_args
-    from rl_app.algorithms.dpo.train import build_config
-
-    ap = argparse.ArgumentParser()
-    add_common_args(ap)
-    ap.add_argument("--init-checkpoint")
-    for name, default in (("--beta", 0.1), ("--loss-type", "sigmoid"), ("--label-smoothing", 0.0),
-                          ("--nll-coeff", 0.0), ("--pair-level", "auto"), ("--max-trajectory-steps", None)):
-        ap.add_argument(name, default=default)
     # explicit token lengths: the (empty) --init-checkpoint is then not read for them
-    args = ap.parse_args(["--data", str(tmp_path), "--out", str(tmp_path), "--init-checkpoint", str(tmp_path),
-                          "--max-state-tokens", "512", "--max-action-tokens", "32", "--lr-warmup-updates", "25"])
+    args = build_parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path), "--init-checkpoint",
+                                      str(tmp_path), "--max-state-tokens", "512", "--max-action-tokens", "32",
+                                      "--lr-warmup-updates", "25"])
     assert build_config(args).lr_warmup_updates == 25

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rl_app.experiments.spec import TuneSettings
+from rl_app.settings import TuneSettings
 from rl_app.presets import load_preset
 from rl_app.tune import build_parser
 

@@ -11,7 +11,8 @@ import pytest
 
 from rl_app.data.pairs import subset_pairs
 from rl_app.experiments.prepare import prep_key
-from rl_app.experiments.spec import EXPERIMENTS, TuneSettings, trial_specs
+from rl_app.experiments.spec import EXPERIMENTS, trial_specs
+from rl_app.settings import TuneSettings
 from rl_app.presets import PRESETS, load_preset
 
 
@@ -24,7 +25,7 @@ def test_every_preset_has_valid_tune_settings():
 
 
 @pytest.mark.parametrize("bad, match", [({"budget_s": 0}, "budget_s"), ({"seeds": 0}, "seeds"),
-                                        ({"cpus_per_trial": 0}, "cpus_per_trial"), ({"budget": 5}, "unknown tune keys")])
+                                        ({"cpus_per_trial": 0}, "cpus_per_trial"), ({"budget": 5}, "unknown key .budget. in section .tune.")])
 def test_bad_tune_settings(bad, match):
     with pytest.raises(ValueError, match=match):
         TuneSettings.from_preset(load_preset("ci"), **bad)

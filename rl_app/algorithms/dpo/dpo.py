@@ -41,6 +41,7 @@ from rl_app.data.files import read_summary
 from rl_app.data.io import parquet_columns
 from rl_app.data.trajectory_pairs import longest_trajectory
 from rl_app.policy.checkpoint import TOKEN_LENGTH_KEYS, saved_token_lengths
+from rl_app.settings import DPOSettings
 
 __all__ = ["DPOConfig", "DPO", "DPOPreLearner", "PAIR_COLUMNS", "PairLevel", "PAIR_LEVELS", "pair_level_of"]
 
@@ -64,13 +65,14 @@ class DPOConfig(OfflineChoiceConfig):
 
     def __init__(self, algo_class: Optional[type] = None) -> None:
         super().__init__(algo_class=algo_class or DPO)
-        self.beta = 0.1
-        self.loss_type: DPOLossType = "sigmoid"
-        self.label_smoothing = 0.0
-        self.nll_coeff = 0.0
-        self.pair_level: PairLevel = "auto"
-        self.max_trajectory_steps: Optional[int] = None
-        self.lr = 1e-5
+        defaults = DPOSettings()  # the defaults' one owner (rl_app.settings)
+        self.beta = defaults.beta
+        self.loss_type: DPOLossType = defaults.loss_type
+        self.label_smoothing = defaults.label_smoothing
+        self.nll_coeff = defaults.nll_coeff
+        self.pair_level: PairLevel = defaults.pair_level
+        self.max_trajectory_steps: Optional[int] = defaults.max_trajectory_steps
+        self.lr = defaults.lr
         self.grad_clip = 1.0
         self.prelearner_class = DPOPreLearner
 

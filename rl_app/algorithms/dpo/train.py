@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
-from rl_app.algorithms.cli import add_common_args, run, token_lengths
+from rl_app.algorithms.cli import add_offline_arguments, budget_of, run_args
+from rl_app.settings import DPOSettings, ObservationSettings
 
-__all__ = ["main", "build_config"]
+__all__ = ["main", "build_parser", "build_config"]
 
 
 def build_config(args: argparse.Namespace):
-    from rl_app.algorithms.dpo import DPOConfig
+    """The ``DPOConfig`` the parsed flags describe (:meth:`rl_app.settings.DPOSettings.to_config`)."""
     from rl_app.policy.checkpoint import saved_layout
 
     # DPO reads the data as its reference does: the layout is the starting policy's.
@@ -38,49 +38,33 @@ def build_config(args: argparse.Namespace):
         layout = saved_layout(args.init_checkpoint)
     except (OSError, ValueError):
         layout = "text"  # not a readable policy: building the module reports it, with its own message
-    config = (DPOConfig()
-              .dataset(paths=args.data, updates_per_iteration=args.updates_per_iteration)
-              .observations(k_max=args.k_max, layout=layout, frozen_cache=layout == "segments",
-                            **token_lengths(args, args.init_checkpoint))
-              .rl_module(model_config={"init_checkpoint": str(Path(args.init_checkpoint).absolute())})
-              .dpo(beta=args.beta, loss_type=args.loss_type, label_smoothing=args.label_smoothing,
-                   nll_coeff=args.nll_coeff,
-                   pair_level=args.pair_level, max_trajectory_steps=args.max_trajectory_steps)
-              .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner,
-                        precision=args.precision)
-              .debugging(seed=args.seed))
-    config.training(train_batch_size_per_learner=args.batch_size, lr_warmup_updates=args.lr_warmup_updates)
-    if args.lr is not None:
-        config.training(lr=args.lr)
-    return config
+    return DPOSettings.from_args(args).to_config(data=args.data, init_checkpoint=args.init_checkpoint,
+                                                 observations=ObservationSettings.from_args(args), layout=layout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The trainer's command line (``python -m rl_app.algorithms.dpo.train --help``)."""
+    ap = argparse.ArgumentParser(prog="python -m rl_app.algorithms.dpo.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    # the layout is the reference's (build_config), not a flag
+    add_offline_arguments(ap, DPOSettings, skip=("observation_layout",))
+    ap.add_argument("--init-checkpoint", required=True, help="the reference (IL) policy; DPO starts from it")
+    return ap
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from rl_app.algorithms.dpo.dpo_torch_learner import DPO_LOSS, NLL_LOSS, REWARDS_ACCURACIES, REWARDS_MARGINS
 
-    ap = argparse.ArgumentParser(prog="python -m rl_app.algorithms.dpo.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap)
-    ap.add_argument("--init-checkpoint", required=True, help="the reference (IL) policy; DPO starts from it")
-    ap.add_argument("--beta", type=float, default=0.1)
-    ap.add_argument("--loss-type", choices=["sigmoid", "ipo", "hinge", "robust"], default="sigmoid")
-    ap.add_argument("--label-smoothing", type=float, default=0.0)
-    ap.add_argument("--nll-coeff", type=float, default=0.0,
-                    help="alpha of an NLL term on the chosen actions (RPO; 0 = plain DPO as in the paper)")
-    ap.add_argument("--pair-level", choices=["auto", "step", "trajectory"], default="auto",
-                    help="step pairs (rl_app.data.pairs) or trajectory pairs (rl_app.data.trajectory_pairs); "
-                         "auto: from the data's columns")
-    ap.add_argument("--max-trajectory-steps", type=int, default=None,
-                    help="trajectory pairs: steps each trajectory is padded to (default: the data's longest)")
-    args = ap.parse_args(argv)
-    if args.iterations < 1:
-        ap.error("--iterations must be >= 1")
+    args = build_parser().parse_args(argv)
+    budget = budget_of(args)
+    settings = DPOSettings.from_args(args)
     config = build_config(args)
-    return run(config, args, name="dpo", metric_keys=(DPO_LOSS, NLL_LOSS, REWARDS_MARGINS, REWARDS_ACCURACIES),
-               extra_summary={"init_checkpoint": args.init_checkpoint, "beta": args.beta,
-                              "loss_type": args.loss_type, "label_smoothing": args.label_smoothing,
-                              "nll_coeff": args.nll_coeff,
-                              "pair_level": config.resolved_pair_level()})
+    run_args(config, args, name="dpo", metric_keys=(DPO_LOSS, NLL_LOSS, REWARDS_MARGINS, REWARDS_ACCURACIES),
+             settings=settings, budget=budget,
+             extra_summary={"init_checkpoint": args.init_checkpoint, "beta": settings.beta,
+                            "loss_type": settings.loss_type, "label_smoothing": settings.label_smoothing,
+                            "nll_coeff": settings.nll_coeff, "pair_level": config.resolved_pair_level()})
+    return 0
 
 
 if __name__ == "__main__":

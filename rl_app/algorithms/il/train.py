@@ -15,63 +15,57 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from rl_app.algorithms.cli import add_common_args, run, shop_of_data, token_lengths
+from rl_app.algorithms.budgeted_training import Budget
+from rl_app.algorithms.cli import add_offline_arguments, budget_of, run, shop_of_data
+from rl_app.settings import EvalSettings, ILSettings, ModelSettings, ObservationSettings
 
-__all__ = ["main", "build_parser", "build_config", "shop_of_data"]
-
-# Learning rates: a randomly initialised tiny encoder, or the segments model's head over a
-# frozen encoder, has nothing to forget; pretrained BERTs are fine-tuned at the usual 1e-4.
-TINY_LR = 1e-3
-PRETRAINED_LR = 1e-4
+__all__ = ["main", "build_parser", "build_config", "train", "shop_of_data"]
 
 
 def build_config(args: argparse.Namespace):
-    from rl_app.algorithms.il.il import ILConfig
-
-    from rl_app.experiments.settings import ModelSettings
-
-    model = ModelSettings.from_args(args)
-    model_config: dict[str, Any] = model.to_model_config(args.observation_layout)
-    if args.init_checkpoint:
-        model_config = {"init_checkpoint": str(Path(args.init_checkpoint).absolute())}
-        if args.dropout is not None:
-            model_config["dropout"] = args.dropout
-    lr = args.lr if args.lr is not None else (
-        TINY_LR if model.encoder == "tiny" or args.observation_layout == "segments" else PRETRAINED_LR)
-    return (ILConfig()
-            .dataset(paths=args.data, updates_per_iteration=args.updates_per_iteration)
-            .observations(k_max=args.k_max, layout=args.observation_layout,
-                          frozen_cache=model.cached(args.observation_layout),
-                          **token_lengths(args, args.init_checkpoint))
-            .rl_module(model_config=model_config)
-            .training(lr=lr, train_batch_size_per_learner=args.batch_size, lr_warmup_updates=args.lr_warmup_updates)
-            .learners(num_learners=args.num_learners, num_gpus_per_learner=args.gpus_per_learner,
-                      precision=args.precision)
-            .debugging(seed=args.seed))
+    """The ``ILConfig`` the parsed flags describe (:meth:`rl_app.settings.ILSettings.to_config`)."""
+    return ILSettings.from_args(args).to_config(data=args.data, model=ModelSettings.from_args(args),
+                                                observations=ObservationSettings.from_args(args),
+                                                init_checkpoint=args.init_checkpoint, dropout=args.dropout)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The trainer's command line (``python -m rl_app.algorithms.il.train --help``)."""
     ap = argparse.ArgumentParser(prog="python -m rl_app.algorithms.il.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    from rl_app.experiments.settings import ModelSettings
-
-    add_common_args(ap)
+    add_offline_arguments(ap, ILSettings)
     ModelSettings.add_arguments(ap)
     ap.add_argument("--init-checkpoint", default=None, help="start from a saved policy (overrides the model flags)")
     return ap
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def train(data: Sequence[str], out: str | Path, *, settings: ILSettings, model: ModelSettings,
+          observations: ObservationSettings, budget: Optional[Budget] = None, init_checkpoint: Optional[str] = None,
+          dropout: Optional[float] = None, **run_kwargs: Any) -> dict[str, Any]:
+    """Train, save and evaluate an IL policy (the command line, and the experiments' IL stage);
+    ``budget`` defaults to ``settings.iterations``; ``run_kwargs``: :func:`rl_app.algorithms.cli.run`'s
+    shop, evaluation, heldout, num_cpus. Returns what ``OUT/eval.json`` holds."""
     from rl_app.algorithms.il.il_torch_learner import ACCURACY, BC_LOSS, ENTROPY
 
-    ap = build_parser()
-    args = ap.parse_args(argv)
-    if args.iterations < 1:
-        ap.error("--iterations must be >= 1")
-    return run(build_config(args), args, name="il", metric_keys=(BC_LOSS, ACCURACY, ENTROPY),
-               extra_summary={"encoder": args.encoder or "minilm", "init_checkpoint": args.init_checkpoint,
-                              "observation_layout": args.observation_layout})
+    config = settings.to_config(data=data, model=model, observations=observations, init_checkpoint=init_checkpoint,
+                                dropout=dropout)
+    return run(config, name="il", metric_keys=(BC_LOSS, ACCURACY, ENTROPY), settings=settings,
+               budget=budget or Budget(iterations=settings.iterations), data=data, out=out,
+               extra_summary={"encoder": model.encoder, "init_checkpoint": init_checkpoint,
+                              "observation_layout": observations.observation_layout}, **run_kwargs)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from rl_app.algorithms.cli import command_shop
+
+    args = build_parser().parse_args(argv)
+    settings = ILSettings.from_args(args)
+    budget = budget_of(args, settings.iterations)
+    train(args.data, args.out, settings=settings, model=ModelSettings.from_args(args),
+          observations=ObservationSettings.from_args(args), budget=budget, init_checkpoint=args.init_checkpoint,
+          dropout=args.dropout, shop=command_shop(args, args.data), evaluation=EvalSettings.from_args(args, prefix="eval"),
+          heldout=args.heldout, num_cpus=args.num_cpus)
+    return 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from rl_app.algorithms.warmup import LRWarmupConfigMixin
 from rl_app.env.observation import observation_space
 from rl_app.env.webshop_env import WebShopEnv, WebShopEnvConfig
 from rl_app.policy.rl_module import module_spec
+from rl_app.settings import PPOSettings
 
 __all__ = ["WebShopPPOConfig", "WEBSHOP_GAMMA"]
 
@@ -48,25 +49,26 @@ class WebShopPPOConfig(PatchedConfigMixin, LRWarmupConfigMixin, PPOConfig):
 
         self.webshop_env_config: dict[str, Any] = {}
         self.webshop_model_config: dict[str, Any] = {}
-        self.il_coeff = 0.0
-        self.il_data: Optional[str] = None
+        defaults = PPOSettings()  # the defaults' one owner (rl_app.settings)
+        self.il_coeff = defaults.il_coeff
+        self.il_data: Optional[str] = defaults.il_data
         self.il_batch_size = 32
         # PPO as the paper used it, WebShop's discount; small batches suit the long BERT inputs.
         self.gamma = WEBSHOP_GAMMA
         self.lambda_ = 0.95
-        self.entropy_coeff = 0.01
-        self.lr = 1e-5
-        self.train_batch_size_per_learner = 512
-        self.minibatch_size = 32
-        self.num_epochs = 2
+        self.entropy_coeff = defaults.entropy
+        self.lr = defaults.lr
+        self.train_batch_size_per_learner = defaults.train_batch
+        self.minibatch_size = defaults.minibatch
+        self.num_epochs = defaults.epochs
         self._learner_class = WebShopPPOTorchLearner
         self.restart_failed_env_runners = True
         self.max_num_env_runner_restarts = 100
         self.delay_between_env_runner_restarts_s = 1.0
         self.env_runner_health_probe_timeout_s = 60.0
         self.num_gpus_per_learner = 1 if _cuda_available() else 0
-        self.precision = "auto"  # bf16 autocast on a bf16-capable GPU learner (rllib_patches.precision)
-        self.lr_warmup_updates = 0  # linear warmup over N updates (rl_app.algorithms.warmup)
+        self.precision = defaults.precision  # bf16 autocast on a bf16-capable GPU learner (rllib_patches.precision)
+        self.lr_warmup_updates = defaults.lr_warmup_updates  # linear warmup over N updates (rl_app.algorithms.warmup)
         self._apply_webshop()  # the embedded synthetic shop until .webshop() says otherwise
 
     def webshop(self, *, env_config: Optional[Mapping[str, Any]] = NotProvided,

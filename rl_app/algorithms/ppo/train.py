@@ -13,125 +13,90 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from rl_app.algorithms.cli import add_token_length_args, token_lengths
-from rl_app.algorithms.rllib_patches.precision import add_precision_argument
-from rl_app.algorithms.warmup import add_lr_warmup_argument
+from rl_app.algorithms.cli import budget_of, command_shop, evaluate_policy_dir, init_ray, train_and_save
+from rl_app.env.text_env import DEFAULT_MAX_STEPS
+from rl_app.eval.evaluate import add_shop_arguments
+from rl_app.settings import (DEFAULT_ENV_RUNNERS, BudgetSettings, EvalSettings, ModelSettings, ObservationSettings,
+                             PPOSettings)
 
-__all__ = ["main", "build_config"]
+__all__ = ["main", "build_parser", "build_config"]
 
 _LEARNER_KEYS = ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "losses/il")
 
 
 def build_config(args: argparse.Namespace):
-    from rl_app.algorithms.ppo import WebShopPPOConfig
-
+    """The ``WebShopPPOConfig`` the parsed flags describe, and its env config."""
     from rl_app.policy.checkpoint import saved_layout
 
-    env = {"catalogue": args.catalogue, "split": "train", "max_steps": args.max_steps,
-           **token_lengths(args, args.init_checkpoint)}
+    env = {**command_shop(args), "split": "train", "max_steps": args.max_steps,
+           **ObservationSettings.from_args(args).token_lengths(args.init_checkpoint)}
     # the env serves the observation layout the starting policy reads
     env["observation_layout"] = saved_layout(args.init_checkpoint) if args.init_checkpoint else "text"
-    if args.catalogue == "webshop":
-        env["data_dir"] = args.data_dir
-    else:
-        env["synthetic_products"] = args.synthetic_products
-    config = (WebShopPPOConfig()
-              # a saved policy brings its own architecture; --encoder only applies without one
-              .webshop(env_config=env, model_config={} if args.init_checkpoint else {"encoder": args.encoder},
-                       init_checkpoint=args.init_checkpoint)
-              .env_runners(num_env_runners=args.num_env_runners, num_envs_per_env_runner=args.envs_per_runner)
-              .training(train_batch_size_per_learner=args.train_batch, minibatch_size=args.minibatch,
-                        num_epochs=args.epochs, lr=args.lr, entropy_coeff=args.entropy,
-                        lr_warmup_updates=args.lr_warmup_updates)
-              .learners(precision=args.precision)
-              .debugging(seed=args.seed))
-    if args.il_coeff > 0:
-        config.il_auxiliary(coeff=args.il_coeff, data=args.il_data)
+    ppo = PPOSettings.from_args(args)
+    # a saved policy brings its own architecture; --encoder only applies without one
+    model = {} if args.init_checkpoint else {"encoder": ModelSettings.from_args(args).encoder}
+    config = ppo.to_config(env_config=env, model_config=model, init_checkpoint=args.init_checkpoint,
+                           num_env_runners=DEFAULT_ENV_RUNNERS if ppo.num_env_runners is None else ppo.num_env_runners)
     return config, env
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The trainer's command line (``python -m rl_app.algorithms.ppo.train --help``)."""
     ap = argparse.ArgumentParser(prog="python -m rl_app.algorithms.ppo.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default="synthetic")
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--synthetic-products", type=int, default=1000)
+    add_shop_arguments(ap)
     ap.add_argument("--init-checkpoint", default=None, help="saved policy to start from (the IL agent)")
-    ap.add_argument("--encoder", default="minilm", help="encoder when no --init-checkpoint is given")
-    ap.add_argument("--iterations", type=int, default=20)
-    ap.add_argument("--time-budget-s", type=float, default=None)
-    ap.add_argument("--num-env-runners", type=int, default=2)
-    ap.add_argument("--envs-per-runner", type=int, default=1)
-    ap.add_argument("--train-batch", type=int, default=512)
-    ap.add_argument("--minibatch", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=1e-5)
-    add_precision_argument(ap)
-    add_lr_warmup_argument(ap)
-    ap.add_argument("--entropy", type=float, default=0.01)
-    ap.add_argument("--il-coeff", type=float, default=0.0)
-    ap.add_argument("--il-data", default=None)
-    ap.add_argument("--max-steps", type=int, default=20)
-    add_token_length_args(ap)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--num-cpus", type=int, default=None)
-    ap.add_argument("--eval-split", choices=["test", "dev"], default="test")
-    ap.add_argument("--eval-goals", type=int, default=200)
-    ap.add_argument("--eval-seed", type=int, default=0)
-    ap.add_argument("--eval-workers", type=int, default=0)
-    args = ap.parse_args(argv)
+    ModelSettings.add_arguments(ap, only=("encoder",))
+    BudgetSettings.add_arguments(ap)
+    PPOSettings.add_arguments(ap, skip=("max_iterations",))
+    ap.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="actions per episode")
+    ObservationSettings.add_arguments(ap, only=("max_state_tokens", "max_action_tokens"))
+    ap.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started here")
+    EvalSettings.add_arguments(ap, prefix="eval")
+    return ap
 
-    import ray
 
+def _row(i: int, result) -> dict[str, Any]:
+    runners, learner = result.get("env_runners", {}), result["learners"]["default_policy"]
+    return {"iteration": i, "episode_return_mean": runners.get("episode_return_mean"),
+            "episode_len_mean": runners.get("episode_len_mean"),
+            "env_steps": runners.get("num_env_steps_sampled_lifetime"),
+            **{k: float(learner[k]) for k in _LEARNER_KEYS if k in learner}, "time_total_s": result["time_total_s"]}
+
+
+def _line(row: dict[str, Any]) -> str:
+    return (f"iter {row['iteration']:3d}  return {row['episode_return_mean']}  len {row['episode_len_mean']}  "
+            f"steps {row['env_steps']}  wall {row['time_total_s']:.0f} s")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
     from rl_app.policy.choice_policy import ChoicePolicy
 
+    args = build_parser().parse_args(argv)
+    budget = budget_of(args)
+    ppo, evaluation = PPOSettings.from_args(args), EvalSettings.from_args(args, prefix="eval")
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    if not ray.is_initialized():
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    init_ray(args.num_cpus)
     config, env = build_config(args)
-    algo = config.build_algo()
-    rows: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
-    try:
-        with (out / "metrics.jsonl").open("w") as log:
-            for i in range(1, args.iterations + 1):
-                result = algo.train()
-                runners, learner = result.get("env_runners", {}), result["learners"]["default_policy"]
-                row = {"iteration": i, "episode_return_mean": runners.get("episode_return_mean"),
-                       "episode_len_mean": runners.get("episode_len_mean"),
-                       "env_steps": runners.get("num_env_steps_sampled_lifetime"),
-                       **{k: float(learner[k]) for k in _LEARNER_KEYS if k in learner},
-                       "time_total_s": result["time_total_s"]}
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-                rows.append(row)
-                print(f"iter {i:3d}  return {row['episode_return_mean']}  len {row['episode_len_mean']}  "
-                      f"steps {row['env_steps']}  wall {row['time_total_s']:.0f} s", flush=True)
-                if args.time_budget_s is not None and time.perf_counter() - t0 >= args.time_budget_s:
-                    print(f"time budget {args.time_budget_s:.0f} s reached after {i} iterations")
-                    break
-        checkpoint = algo.save_to_path(str(out / "checkpoint"))
-    finally:
-        algo.stop()
-    ChoicePolicy.from_checkpoint(checkpoint).save_pretrained(out / "policy")
-    shop = {k: env[k] for k in ("catalogue", "data_dir", "synthetic_products") if k in env}
+    trained = train_and_save(config, budget, out, row=_row, line=_line, flush=True,
+                             save_policy=lambda _algo, checkpoint: ChoicePolicy.from_checkpoint(checkpoint)
+                             .save_pretrained(out / "policy"))
+    rows = trained.rows
+    shop = command_shop(args)
     summary: dict[str, Any] = {"algorithm": "ppo", "iterations": len(rows), "env_steps": rows[-1]["env_steps"],
-                               "train_wall_s": time.perf_counter() - t0, "init_checkpoint": args.init_checkpoint,
-                               "num_env_runners": args.num_env_runners, "train_batch": args.train_batch,
-                               "lr": args.lr, "entropy": args.entropy, "seed": args.seed, "shop": shop,
-                               "first": rows[0], "final": rows[-1], "checkpoint": checkpoint}
-    if args.eval_goals > 0:
-        from rl_app.algorithms.cli import evaluate_policy_dir
-
-        summary.update(evaluate_policy_dir(out / "policy", shop, name="ppo", split=args.eval_split,
-                                           n_goals=args.eval_goals, seed=args.eval_seed,
-                                           num_workers=args.eval_workers, out=out))
+                               "train_wall_s": trained.train_s, "init_checkpoint": args.init_checkpoint,
+                               "num_env_runners": config.num_env_runners, "train_batch": ppo.train_batch,
+                               "lr": ppo.lr, "entropy": ppo.entropy, "seed": ppo.seed, "shop": shop,
+                               "first": rows[0], "final": rows[-1], "checkpoint": trained.checkpoint}
+    if evaluation.goals > 0:
+        summary.update(evaluate_policy_dir(out / "policy", shop, name="ppo", split=evaluation.split,
+                                           n_goals=evaluation.goals, seed=evaluation.seed,
+                                           num_workers=evaluation.workers, out=out))
     (out / "eval.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0
 

@@ -28,14 +28,13 @@ keep fp32.
 
 from __future__ import annotations
 
-import argparse
 from functools import cached_property
 from typing import Any, Optional, Union
 
 import torch
 from ray.rllib.algorithms.algorithm_config import NotProvided
 
-__all__ = ["PRECISIONS", "resolve_precision", "add_precision_argument", "PrecisionConfigMixin",
+__all__ = ["PRECISIONS", "resolve_precision", "PrecisionConfigMixin",
            "AutocastLearnerMixin"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -51,12 +50,6 @@ def resolve_precision(precision: str, device: Union[str, torch.device]) -> str:
     if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
         return "bf16"
     return "fp32"
-
-
-def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    """``--precision`` for a trainer's command line (goes to ``config.learners(precision=...)``)."""
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="learner precision: auto = bf16 autocast on a bf16-capable GPU, else fp32")
 
 
 class PrecisionConfigMixin:

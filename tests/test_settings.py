@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from rl_app.experiments.settings import ModelSettings, SettingsError
+from rl_app.settings import ModelSettings, SettingsError
 
 
 def test_misspelt_key_is_refused_naming_section_and_key():
