@@ -227,10 +227,11 @@ class EvalResult:
 
 # ---------------------------------------------------------------------- running
 def _play_chunk(spec: AgentSpec, shop: Mapping[str, Any], env_config: Mapping[str, Any],
-                goal_indices: Sequence[int], agent_factory: Optional[AgentFactory] = None) -> list[EpisodeRecord]:
+                goal_indices: Sequence[int], agent_factory: Optional[AgentFactory] = None,
+                policy=None) -> list[EpisodeRecord]:
     """One task: build the env (shared shop per process) and the agent once, play the goals."""
     env = WebShopTextEnv(ShopConfig.from_dict(shop), TextEnvConfig(**env_config))
-    agent = make_agent(spec) if agent_factory is None else agent_factory(spec)
+    agent = make_agent(spec, policy=policy) if agent_factory is None else agent_factory(spec)
     return play_goals(env, agent, goal_indices, seed=spec.seed)
 
 
@@ -260,7 +261,7 @@ def evaluate(spec: AgentSpec, shop_config: ShopConfig | Mapping[str, Any] | None
              split: EvalSplit = "test", goal_indices: Optional[Sequence[int]] = None,
              max_steps: int = DEFAULT_MAX_STEPS, num_workers: int = 0,
              env_config: Optional[TextEnvConfig] = None, out_dir: Optional[str | Path] = None,
-             agent_factory: Optional[AgentFactory] = None) -> EvalResult:
+             agent_factory: Optional[AgentFactory] = None, policy=None) -> EvalResult:
     """One episode per goal of ``split`` (or of ``goal_indices``, which must lie in it).
 
     Args:
@@ -277,9 +278,14 @@ def evaluate(spec: AgentSpec, shop_config: ShopConfig | Mapping[str, Any] | None
         agent_factory: builds the agent from ``spec`` instead of :func:`make_agent`, for
             agents outside the three kinds (e.g. a test oracle); the result's kind is then
             ``custom``. With Ray it must be picklable and importable on the workers.
+        policy: an already-loaded :class:`~rl_app.policy.choice_policy.ChoicePolicy` for a
+            ``policy`` spec, played here (``num_workers`` 0), so the caller can read what it
+            computed (its frozen-row memo) afterwards.
     """
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    if policy is not None and (num_workers or spec.kind != "policy"):
+        raise ValueError("policy= is for a policy spec played in this process (num_workers=0)")
     t0 = time.perf_counter()
     shop = (shop_config if isinstance(shop_config, ShopConfig) else ShopConfig.from_dict(shop_config)).resolved()
     goals = _select_goals(shop, split, goal_indices)
@@ -289,7 +295,7 @@ def evaluate(spec: AgentSpec, shop_config: ShopConfig | Mapping[str, Any] | None
     shop_dict, env_dict = dataclasses.asdict(shop), dataclasses.asdict(env_cfg)
 
     if num_workers == 0:
-        records = _play_chunk(spec, shop_dict, env_dict, goals, agent_factory)
+        records = _play_chunk(spec, shop_dict, env_dict, goals, agent_factory, policy)
     else:
         import ray
 

@@ -94,21 +94,34 @@ def build_algorithm_config(trial: Mapping[str, Any]):
 
 def evaluate_checkpoint(checkpoint: str | Path, *, shop: Mapping[str, Any], env: Mapping[str, Any], split: str,
                         n_goals: int, greedy: bool, seed: int, label: str, out: Path,
-                        frozen_cache: Optional[str] = None) -> dict[str, float]:
+                        frozen_cache: Optional[str] = None, keep_rows: Optional[str] = None) -> dict[str, float]:
     """Play the first ``n_goals`` goals of ``split`` with a saved policy, in this process,
-    with the experiment's episode settings (max_steps, k_max, action history);
-    ``frozen_cache``: stored frozen rows a cached-encoder policy starts from."""
+    with the experiment's episode settings (max_steps, k_max, action history).
+
+    ``frozen_cache``: stored frozen rows a cached-encoder policy starts from. ``keep_rows``: a
+    cache root where the rows this evaluation had to encode are stored (as one more cache,
+    named after the split and goals), so later evaluations on these goals read them."""
+    from rl_app.data.frozen_cache import load_into_policy, save_memo_rows
     from rl_app.env.config import ShopConfig, load_shop
     from rl_app.env.text_env import TextEnvConfig
     from rl_app.eval.agents import AgentSpec
     from rl_app.eval.evaluate import evaluate
+    from rl_app.policy.choice_policy import ChoicePolicy
+    from rl_app.policy.frozen_rows import FrozenRows
 
     goals = list(load_shop(ShopConfig.from_dict(dict(shop))).goals.indices(split))[:n_goals]
     text = {k: env[k] for k in ("k_max", "num_prev_actions") if k in env}  # the policy picks its own layout
     spec = AgentSpec(name=label, kind="policy", checkpoint=str(checkpoint), greedy=greedy, seed=seed,
                      frozen_cache=frozen_cache)
+    policy = ChoicePolicy.from_checkpoint(str(checkpoint))
+    load_into_policy(policy, frozen_cache)
+    frozen = getattr(policy.model, "frozen", None)
+    known = set(frozen.memo) if isinstance(frozen, FrozenRows) else set()
     result = evaluate(spec, dict(shop), split=split, goal_indices=goals, max_steps=int(env.get("max_steps", 20)),
-                      env_config=TextEnvConfig(**text), out_dir=out)
+                      env_config=TextEnvConfig(**text), out_dir=out, policy=policy)
+    if keep_rows is not None and isinstance(frozen, FrozenRows):
+        save_memo_rows(frozen, keep_rows, policy.observation_encoder(int(env.get("k_max", 64))),
+                       {"checkpoint": str(checkpoint)}, name=f"{split}_{len(goals)}", skip=known)
     return {**result.metrics(), "goals": len(goals)}
 
 
