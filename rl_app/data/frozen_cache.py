@@ -15,6 +15,11 @@ themselves (so another tokenizer or other token lengths give other keys). A cach
 into a memo of the same fingerprint (:func:`load_into` refuses any other), so a changed encoder
 or cut is never served stale rows; it builds its own cache instead. Directories are written to
 a temporary name and renamed when complete.
+
+A root may hold more than one directory of a fingerprint: :func:`save_memo_rows` adds
+``<fingerprint>-<rows>-<name>`` with the rows a policy computed while it played (e.g. the IL
+agent's evaluation pages, which every later evaluation on those goals meets again), and
+:func:`load_into` reads them all.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from rl_app.errors import InputError
 from rl_app.policy.frozen_rows import FrozenRows, row_key, rows_of_keys
 
 __all__ = ["CACHE_SUFFIX", "ROWS_FILE", "MANIFEST_FILE", "cache_root", "cache_dir", "load_into",
-           "load_into_policy", "build_frozen_cache", "FrozenCacheError"]
+           "load_into_policy", "build_frozen_cache", "save_memo_rows", "FrozenCacheError"]
 
 CACHE_SUFFIX = ".frozen_cache"
 ROWS_FILE = "rows.parquet"
@@ -112,10 +117,14 @@ def _add_row_keys(keys: set[bytes], encoder, states, candidate_texts) -> None:
 
 
 class _EncodeRows:
-    """Ray Data actor: row keys -> their frozen token states, from the same frozen weights."""
+    """Ray Data actor: row keys -> their frozen token states, from the same frozen weights.
 
-    def __init__(self, model_source: dict[str, Any], fingerprint: str) -> None:
-        torch.set_num_threads(max(1, int(os.environ.get("RL_APP_CACHE_THREADS", torch.get_num_threads()))))
+    ``threads``: torch threads (the driver's count: Ray gives a ``num_cpus=0`` actor one
+    thread, which halves the encoding speed of a pass that runs while nothing else does);
+    ``RL_APP_CACHE_THREADS`` overrides it."""
+
+    def __init__(self, model_source: dict[str, Any], fingerprint: str, threads: int = 1) -> None:
+        torch.set_num_threads(max(1, int(os.environ.get("RL_APP_CACHE_THREADS", threads))))
         self.frozen = _frozen_from_source(model_source)
         if self.frozen.fingerprint != fingerprint:
             raise FrozenCacheError(f"the data worker's frozen weights {self.frozen.fingerprint} differ from the "
@@ -201,21 +210,52 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
     keys_s = time.perf_counter() - t0
     if keys:
         encoded = ray.data.from_items([{"key": k} for k in keys]).map_batches(
-            _EncodeRows, fn_constructor_args=(model_source, frozen.fingerprint), batch_size=_ENCODE_BATCH_ROWS,
-            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0)
+            _EncodeRows, fn_constructor_args=(model_source, frozen.fingerprint, torch.get_num_threads()),
+            batch_size=_ENCODE_BATCH_ROWS, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0)
         for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
             for c in columns:
                 columns[c].extend(batch[c].tolist())
+    manifest = {"source": model_source, "data": [str(Path(p).absolute()) for p in paths], "reused_rows": reused,
+                "keys_s": round(keys_s, 2), "build_s": round(time.perf_counter() - t0, 2)}
+    table = _write(target, frozen, observation_encoder, columns, manifest)
+    log(f"frozen cache: {table.num_rows} unique rows, {reused} reused, {table.num_rows - reused} encoded in "
+        f"{manifest['build_s']:.1f} s -> {target}")
+    return target
+
+
+def save_memo_rows(frozen: FrozenRows, root: str | os.PathLike, observation_encoder, model_source: dict[str, Any],
+                   *, name: str, skip: Sequence[bytes] = ()) -> Optional[Path]:
+    """Store the rows a policy's memo computed while it played (``frozen.memo`` less ``skip``,
+    e.g. the rows it was loaded with) as one more cache of ``frozen``'s fingerprint under
+    ``root``: ``<fingerprint>-<rows key>-<name>``, which :func:`load_into` reads with the
+    others. Later evaluations of successor policies on the same goals meet mostly the same
+    pages; they then encode only what is new. Returns the directory (None: nothing new)."""
+    skip_set = set(skip)
+    keys = sorted(k for k in frozen.memo if k not in skip_set)
+    if not keys:
+        return None
+    base = cache_dir(root, frozen, observation_encoder)
+    target = base.with_name(f"{base.name}-{name}")
+    if (target / MANIFEST_FILE).is_file():
+        return target
+    columns = {"key": keys, "n": [int(frozen.memo[k].shape[0]) for k in keys],
+               "h": [frozen.memo[k].to("cpu", torch.float16).numpy().tobytes() for k in keys]}
+    _write(target, frozen, observation_encoder, columns, {"source": model_source, "data": [], "reused_rows": 0,
+                                                         "memo_of": name})
+    return target
+
+
+def _write(target: Path, frozen: FrozenRows, observation_encoder, columns: dict[str, list],
+           facts: dict[str, Any]) -> pa.Table:
+    """Write one cache directory (rows + manifest) to a temporary sibling, then rename it."""
     table = pa.table({"key": pa.array(columns["key"], pa.binary()), "n": pa.array(columns["n"], pa.int32()),
                       "h": pa.array(columns["h"], pa.binary())})
-    hidden = int(frozen.encoder.config.hidden_size)
-    manifest = {"fingerprint": frozen.fingerprint, "source": model_source, "frozen_layers": frozen.frozen_layers,
-                "hidden": hidden, "rows": table.num_rows, "layout": "segments",
-                "token_lengths": {"instruction": observation_encoder.segments.instruction_tokens,
-                                  "line": observation_encoder.segments.line_tokens,
-                                  "action": observation_encoder.max_action_tokens, "lines": observation_encoder.segments.lines},
-                "tokenizer": str(observation_encoder.tokenizer_name), "data": [str(Path(p).absolute()) for p in paths],
-                "reused_rows": reused, "keys_s": round(keys_s, 2), "build_s": round(time.perf_counter() - t0, 2)}
+    segments = observation_encoder.segments
+    manifest = {"fingerprint": frozen.fingerprint, "frozen_layers": frozen.frozen_layers,
+                "hidden": int(frozen.encoder.config.hidden_size), "rows": table.num_rows, "layout": "segments",
+                "token_lengths": {"instruction": segments.instruction_tokens, "line": segments.line_tokens,
+                                  "action": observation_encoder.max_action_tokens, "lines": segments.lines},
+                "tokenizer": str(observation_encoder.tokenizer_name), **facts}
 
     def write(tmp: Path) -> None:
         pq.write_table(table, tmp / ROWS_FILE)
@@ -223,6 +263,4 @@ def build_frozen_cache(paths: Sequence[str | os.PathLike], observation_encoder, 
 
     # another process may have finished the same cache meanwhile: keep that one
     atomic_write_dir(target, write, keep_existing=True)
-    log(f"frozen cache: {table.num_rows} unique rows, {reused} reused, {table.num_rows - reused} encoded in "
-        f"{manifest['build_s']:.1f} s -> {target}")
-    return target
+    return table

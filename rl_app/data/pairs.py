@@ -74,16 +74,19 @@ class ReferenceLogProbs:
 
     The reference policy loads once per worker (``ChoicePolicy.from_checkpoint``), on the GPU
     when the worker has one; ``frozen_cache`` (stored caches of the trajectories' rows) fills a
-    cached-encoder policy's memo first, so its frozen part is not computed again.
+    cached-encoder policy's memo first, so its frozen part is not computed again. ``threads``:
+    torch threads (Ray starts a one-CPU actor with one; the pass runs while nothing else does).
     """
 
     def __init__(self, checkpoint: str, *, batch_size: int = 32, device: Optional[str] = None,
-                 frozen_cache: Optional[str] = None) -> None:
+                 frozen_cache: Optional[str] = None, threads: Optional[int] = None) -> None:
         import torch
 
         from rl_app.data.frozen_cache import load_into_policy
         from rl_app.policy.choice_policy import ChoicePolicy
 
+        if threads:
+            torch.set_num_threads(int(threads))
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.policy = ChoicePolicy.from_checkpoint(checkpoint, device=device)
         load_into_policy(self.policy, frozen_cache)
@@ -258,10 +261,13 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
         if num_gpus and cluster_gpus < num_gpus:
             raise ValueError(f"num_gpus={num_gpus} for the reference pass, but the Ray cluster has "
                              f"{cluster_gpus:g} GPUs")
+        import torch
+
         ds = ray.data.from_pandas(frame.reset_index(drop=True))
         ds = ds.map_batches(ReferenceLogProbs, fn_constructor_kwargs={"checkpoint": str(reference),
                                                                       "batch_size": batch_size,
-                                                                      "frozen_cache": cache},
+                                                                      "frozen_cache": cache,
+                                                                      "threads": torch.get_num_threads()},
                             batch_size=batch_size * 4, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=1), num_gpus=num_gpus)
         ds = ds.map_batches(step_pairs, fn_kwargs={"num_rejected": num_rejected, "seed": seed, "rejected": rejected},

@@ -230,10 +230,11 @@ class EvalResult:
 
 # ---------------------------------------------------------------------- running
 def _play_chunk(spec: AgentSpec, shop: Mapping[str, Any], env_config: Mapping[str, Any],
-                goal_indices: Sequence[int], agent_factory: Optional[AgentFactory] = None) -> list[EpisodeRecord]:
+                goal_indices: Sequence[int], agent_factory: Optional[AgentFactory] = None,
+                policy=None) -> list[EpisodeRecord]:
     """One task: build the env (shared shop per process) and the agent once, play the goals."""
     env = WebShopTextEnv(ShopConfig.from_dict(shop), TextEnvConfig(**env_config))
-    agent = make_agent(spec) if agent_factory is None else agent_factory(spec)
+    agent = make_agent(spec, policy=policy) if agent_factory is None else agent_factory(spec)
     return play_goals(env, agent, goal_indices, seed=spec.seed)
 
 
@@ -263,7 +264,7 @@ def evaluate(spec: AgentSpec, shop_config: ShopConfig | Mapping[str, Any] | None
              split: EvalSplit = "test", goal_indices: Optional[Sequence[int]] = None,
              max_steps: int = DEFAULT_MAX_STEPS, num_workers: int = 0,
              env_config: Optional[TextEnvConfig] = None, out_dir: Optional[str | Path] = None,
-             agent_factory: Optional[AgentFactory] = None) -> EvalResult:
+             agent_factory: Optional[AgentFactory] = None, policy=None) -> EvalResult:
     """One episode per goal of ``split`` (or of ``goal_indices``, which must lie in it).
 
     Args:
@@ -280,9 +281,14 @@ def evaluate(spec: AgentSpec, shop_config: ShopConfig | Mapping[str, Any] | None
         agent_factory: builds the agent from ``spec`` instead of :func:`make_agent`, for
             agents outside the three kinds (e.g. a test oracle); the result's kind is then
             ``custom``. With Ray it must be picklable and importable on the workers.
+        policy: an already-loaded :class:`~rl_app.policy.choice_policy.ChoicePolicy` for a
+            ``policy`` spec, played here (``num_workers`` 0), so the caller can read what it
+            computed (its frozen-row memo) afterwards.
     """
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    if policy is not None and (num_workers or spec.kind != "policy"):
+        raise ValueError("policy= is for a policy spec played in this process (num_workers=0)")
     t0 = time.perf_counter()
     shop = (shop_config if isinstance(shop_config, ShopConfig) else ShopConfig.from_dict(shop_config)).resolved()
     goals = _select_goals(shop, split, goal_indices)
@@ -292,7 +298,7 @@ def evaluate(spec: AgentSpec, shop_config: ShopConfig | Mapping[str, Any] | None
     shop_dict, env_dict = dataclasses.asdict(shop), dataclasses.asdict(env_cfg)
 
     if num_workers == 0:
-        records = _play_chunk(spec, shop_dict, env_dict, goals, agent_factory)
+        records = _play_chunk(spec, shop_dict, env_dict, goals, agent_factory, policy)
     else:
         import ray
 
@@ -380,18 +386,32 @@ def shop_from_args(args: argparse.Namespace) -> ShopConfig:
 
 def evaluate_checkpoint(checkpoint: str | Path, *, shop: Mapping[str, Any], env: Mapping[str, Any], split: str,
                         n_goals: int, greedy: bool, seed: int, label: str, out: Path,
-                        frozen_cache: Optional[str] = None) -> dict[str, float]:
+                        frozen_cache: Optional[str] = None, keep_rows: Optional[str] = None) -> dict[str, float]:
     """Play the first ``n_goals`` goals of ``split`` with a saved policy, in this process, with
     an experiment's episode settings (``env``: a flat WebShopEnv config; the policy picks its own
-    observation layout); ``frozen_cache``: stored frozen rows a cached-encoder policy starts from."""
+    observation layout).
+
+    ``frozen_cache``: stored frozen rows a cached-encoder policy starts from. ``keep_rows``: a
+    cache root where the rows this evaluation had to encode are stored (as one more cache,
+    named after the split and goals), so later evaluations on these goals read them."""
+    from rl_app.data.frozen_cache import load_into_policy, save_memo_rows
     from rl_app.env.webshop_env import WebShopEnvConfig
+    from rl_app.policy.choice_policy import ChoicePolicy
+    from rl_app.policy.frozen_rows import FrozenRows
 
     episode = WebShopEnvConfig.from_dict(env).episode
     goals = list(load_shop(ShopConfig.from_dict(dict(shop))).goals.indices(split))[:n_goals]
     spec = AgentSpec(name=label, kind="policy", checkpoint=str(checkpoint), greedy=greedy, seed=seed,
                      frozen_cache=frozen_cache)
+    policy = ChoicePolicy.from_checkpoint(str(checkpoint))
+    load_into_policy(policy, frozen_cache)
+    frozen = getattr(policy.model, "frozen", None)
+    known = set(frozen.memo) if isinstance(frozen, FrozenRows) else set()
     result = evaluate(spec, dict(shop), split=split, goal_indices=goals, max_steps=episode.max_steps,
-                      env_config=episode, out_dir=out)
+                      env_config=episode, out_dir=out, policy=policy)
+    if keep_rows is not None and isinstance(frozen, FrozenRows):
+        save_memo_rows(frozen, keep_rows, policy.observation_encoder(episode.k_max), {"checkpoint": str(checkpoint)},
+                       name=f"{split}_{len(goals)}", skip=known)
     return {**result.metrics(), "goals": len(goals)}
 
 

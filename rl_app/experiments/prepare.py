@@ -181,7 +181,7 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
     _stage(stages, il_eval_stage, lambda: il_eval_stage in stages,
            lambda: evaluate_checkpoint(il / "policy", shop=shop, env=env, split=eval_split, n_goals=eval_goals,
                                        greedy=eval_greedy, seed=0, label="il", out=il / il_eval_stage,
-                                       frozen_cache=frozen_cache), log)
+                                       frozen_cache=frozen_cache, keep_rows=frozen_cache), log)
     save()
 
     def make_generated() -> dict[str, Any]:

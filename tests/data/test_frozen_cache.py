@@ -124,3 +124,43 @@ def test_a_policy_reads_stored_rows_and_plays_the_same(ray_session, small_demos,
         np_cold, np_warm = cold.probs(s, c), warm.probs(s, c)
         assert abs(np_cold - np_warm).max() < 2e-3 and np_cold.argmax() == np_warm.argmax()
     assert warm.model.frozen.misses == 0 < cold.model.frozen.misses
+
+
+def test_rows_met_in_play_are_stored_and_a_second_play_encodes_nothing(ray_session, small_demos, tmp_path):
+    from rl_app.data.frozen_cache import load_into_policy, save_memo_rows
+    from rl_app.env.text_env import TextEnvConfig
+    from rl_app.agents.specs import AgentSpec
+    from rl_app.eval.evaluate import evaluate
+    from rl_app.policy.choice_policy import ChoicePolicy
+
+    torch.manual_seed(0)
+    ChoicePolicy(_model(), _encoder().tokenizer).save_pretrained(tmp_path / "policy")
+    shop = {"catalogue": "synthetic", "synthetic_products": 1000}
+    root = build_frozen_cache([small_demos], ChoicePolicy.from_checkpoint(tmp_path / "policy").observation_encoder(64),
+                              {"checkpoint": str(tmp_path / "policy")}, root=tmp_path / "cache",
+                              log=lambda _: None).parent
+    spec = AgentSpec(name="p", kind="policy", checkpoint=str(tmp_path / "policy"))
+
+    def play():
+        policy = ChoicePolicy.from_checkpoint(tmp_path / "policy")
+        loaded = load_into_policy(policy, root)
+        known = set(policy.model.frozen.memo)
+        result = evaluate(spec, shop, split="test", goal_indices=range(4), max_steps=4,
+                          env_config=TextEnvConfig(k_max=64), policy=policy)
+        return policy, loaded, known, result
+
+    first, loaded, known, result = play()
+    assert first.model.frozen.misses > 0  # test pages the demonstrations never showed
+    stored = save_memo_rows(first.model.frozen, root, first.observation_encoder(64), {"checkpoint": "p"},
+                            name="test_4", skip=known)
+    manifest = json.loads((stored / MANIFEST_FILE).read_text())
+    assert stored.parent == root and stored.name.endswith("-test_4")
+    assert manifest["rows"] == len(first.model.frozen.memo) - len(known) > 0  # only the new rows
+    second, loaded_again, _, again = play()
+    assert loaded_again == loaded + manifest["rows"]
+    assert second.model.frozen.misses == 0  # every row of the same play is stored now
+    assert [r.reward for r in again.per_goal] == [r.reward for r in result.per_goal]
+    assert save_memo_rows(second.model.frozen, root, second.observation_encoder(64), {}, name="x",
+                          skip=second.model.frozen.memo) is None  # nothing new: nothing written
+    with pytest.raises(ValueError, match="num_workers=0"):
+        evaluate(spec, shop, split="test", goal_indices=[0], num_workers=1, policy=second)
