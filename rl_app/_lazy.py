@@ -1,4 +1,4 @@
-"""Lazy package exports: ``import rl_app.policy`` must not import torch or Ray (STYLE 6)."""
+"""Lazy package exports: ``import rl_app.policy`` must not import torch or Ray (nothing heavy at import time)."""
 
 from __future__ import annotations
 

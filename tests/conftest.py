@@ -40,7 +40,7 @@ def synthetic_shop():
 def ray_session():
     """ONE local Ray (2 CPUs, no dashboard) for every test that needs it, shut down at the end.
 
-    DECISIONS.md 11: tests that need their own cluster start it in a subprocess instead.
+    Tests that need their own cluster start it in a subprocess instead (a driver holds one Ray).
     A Ray already running (started by another fixture) is reused and left to its owner.
     """
     ray = pytest.importorskip("ray")

@@ -1,7 +1,7 @@
 """Scripted agents on the text API: WebShop's rule baseline and a human-like demonstrator.
 
 Both choose among ``env.candidates()`` only, so every demonstrated action is one a choice
-policy can take. The demonstrator reads what a person reads (DECISIONS.md 6): the
+policy can take. The demonstrator reads what a person reads: the
 instruction text, and from the goal only ``attributes``, ``goal_options`` and
 ``price_upper`` (the parts of the instruction a person picks out); on pages it sees titles,
 prices, option buttons and, after opening them, the Description/Features sub-pages. It

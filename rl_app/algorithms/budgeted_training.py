@@ -13,7 +13,8 @@ trial (:mod:`rl_app.experiments.trainable`)::
 The budget clock (:attr:`TrainingState.train_s`) counts the ``train()`` calls only: in wall
 seconds, or in CPU seconds of this process and its remote env runners (``unit="cpu"``: what
 another process's load on the machine cannot eat). With ``count_build`` the wall clock also
-counts building (and restoring) the algorithm, from the trial's own start (DECISIONS.md 8).
+counts building (and restoring) the algorithm, from the trial's own start, so every
+trial of a GPU-time-matched comparison gets the same wall budget.
 Whatever the caller does between steps (logging, checkpointing, evaluating) is not counted.
 """
 

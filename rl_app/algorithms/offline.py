@@ -13,12 +13,12 @@ IL (behaviour cloning) and DPO share everything but the loss and the columns the
   Subclasses change :meth:`ChoiceOfflinePreLearner.module_batch` (DPO: chosen/rejected).
 * :class:`OfflineChoiceAlgorithm`: MARWIL's offline ``training_step`` (sample from
   ``OfflineData`` -> ``LearnerGroup.update``) plus what an env-less algorithm needs in
-  Ray 2.60 (``shared/design/RLLIB_NOTES.md``): a ``restore_from_path`` that does not sync
-  env runners, :meth:`~OfflineChoiceAlgorithm.get_policy_module` instead of ``get_module``,
-  and data iterators released before the learners stop. Every result carries
-  ``time/learner_s`` (learner seconds, cumulative) and ``time/learner_iter_s``
-  (this iteration's), so offline and online runs compare at matched learner time
-  (DECISIONS.md 8).
+  Ray 2.60 (whose ``Algorithm.from_checkpoint`` and ``get_module`` fail without env
+  runners): a ``restore_from_path`` that does not sync env runners,
+  :meth:`~OfflineChoiceAlgorithm.get_policy_module` instead of ``get_module``, and data
+  iterators released before the learners stop. Every result carries ``time/learner_s``
+  (learner seconds, cumulative) and ``time/learner_iter_s`` (this iteration's), so offline
+  and online runs compare at matched learner time.
 
 Subclasses supply a learner (``get_default_learner_class``) and, if their rows are not
 step records, a prelearner.
@@ -76,7 +76,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Result keys (STYLE 9).
+# Result keys, namespaced like the learners' ("time/...").
 LEARNER_SECONDS = "time/learner_s"
 LEARNER_SECONDS_ITER = "time/learner_iter_s"
 # RLlib's OfflineData fetches the learner's whole module state (all of BERT) for the
@@ -101,7 +101,8 @@ class OfflineChoiceConfig(PatchedConfigMixin, LRWarmupConfigMixin, AlgorithmConf
 
     def __init__(self, algo_class: Optional[type] = None) -> None:
         super().__init__(algo_class=algo_class or OfflineChoiceAlgorithm)
-        # No env: spaces come from the tokenization settings below (RLLIB_NOTES).
+        # No env (RLlib 2.60 asks for one unless _is_online is False, and then for spaces):
+        # spaces come from the tokenization settings below.
         self._is_online = False
         self.num_env_runners = 0
         self.tokenizer: Optional[str] = None
@@ -461,7 +462,7 @@ class OfflineChoiceAlgorithm(Algorithm):
 
     def stop(self) -> None:
         # Learners holding Ray Data iterators at shutdown may print "Ray is not initialized"
-        # and start a stray local Ray (RLLIB_NOTES); drop the iterators first.
+        # and start a stray local Ray for a minute (seen with Ray 2.60); drop the iterators first.
         if getattr(self, "learner_group", None) is not None:
             try:
                 self.learner_group.foreach_learner(_drop_data_iterator)

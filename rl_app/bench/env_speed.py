@@ -1,4 +1,4 @@
-"""Env steps per second on one core (DECISIONS.md 13).
+"""Env steps per second on one core.
 
 Workload: episodes of the rule baseline and of the demonstrator over the 500 test goals of
 the real small catalogue (or a synthetic one), one process, one thread; once on the text

@@ -1,4 +1,4 @@
-"""Search benchmark (DECISIONS 13): build time, query latency and memory, one core.
+"""Search benchmark: build time, query latency and memory, one core.
 
 Workload: the goals' instruction texts as queries, top 50, result cache off, over
 synthetic catalogues whose documents follow the real length distribution (mean ~124

@@ -4,11 +4,11 @@
     python -m rl_app.data.demos --catalogue webshop --data-dir ../shared/webshop-data \\
         --num-goals 1000 --out runs/demos
 
-Demonstrations come from train goals only (DECISIONS.md 6): asking for test/dev goals is an
-error. Each episode's randomness comes from a seed derived from (seed, goal_index) alone
-(:func:`episode_seed`), so the rows do not depend on chunking, worker count or order.
-Every Ray task builds its own :class:`~rl_app.env.text_env.WebShopTextEnv` through
-:func:`~rl_app.shop.config.load_shop` (one shop per worker process, reused across tasks).
+Demonstrations come from train goals only (dev/test goals are for evaluation): asking for
+test/dev goals is an error. Each episode's randomness comes from a seed derived from
+(seed, goal_index) alone (:func:`episode_seed`), so the rows do not depend on chunking,
+worker count or order. Every Ray task builds its own
+:class:`~rl_app.env.text_env.WebShopTextEnv` through :func:`~rl_app.shop.config.load_shop` (one shop per worker process, reused across tasks).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ __all__ = [
 
 AGENTS = ("demonstrator", "rule")
 # Chunks per worker: enough for load balancing and a moving progress bar, few enough that
-# task overhead (~ms) stays small next to the episodes (~1 ms each).
+# Ray's per-task overhead stays small next to the episodes a chunk plays.
 CHUNKS_PER_WORKER = 4
 # Stream id that separates the env's generator (candidate reduction) from the agent's.
 _ENV_STREAM = 1
@@ -213,7 +213,7 @@ class DemoSummary:
 # ---------------------------------------------------------------------- generation
 def _select_goals(split: str, num_goals: Optional[int | Sequence[int]], n_goals: int) -> list[int]:
     if split != "train":
-        raise ValueError(f"demonstrations come from train goals only (DECISIONS.md 6); got split={split!r}. "
+        raise ValueError(f"demonstrations come from train goals only; got split={split!r}. "
                          "Dev/test goals are for evaluation: use rl_app.play or rl_app.eval there")
     if num_goals is None or isinstance(num_goals, (int, np.integer)):
         available = max(0, n_goals - TRAIN_START)
@@ -230,7 +230,8 @@ def _select_goals(split: str, num_goals: Optional[int | Sequence[int]], n_goals:
     not_train = sorted({g for g in goals if g < TRAIN_START})
     if not_train:
         raise ValueError(f"goals {not_train[:10]}{' ...' if len(not_train) > 10 else ''} are test/dev goals "
-                         f"(< {TRAIN_START}); demonstrations come from train goals only (DECISIONS.md 6)")
+                         f"(< {TRAIN_START}); demonstrations come from train goals only "
+                         "(dev/test goals are for evaluation)")
     too_big = sorted({g for g in goals if g >= n_goals})
     if too_big:
         raise IndexError(f"goals {too_big[:10]} do not exist (the shop has {n_goals} goals)")
@@ -250,7 +251,7 @@ def generate_demonstrations(shop_config: Mapping[str, Any] | ShopConfig, *, spli
     Args:
         shop_config: a :class:`~rl_app.shop.config.ShopConfig` or its dict; ``data_dir`` is made
             absolute here so every Ray worker reads the same files.
-        split: must be ``train`` (DECISIONS.md 6); anything else is refused.
+        split: must be ``train`` (dev/test goals are for evaluation); anything else is refused.
         num_goals: None = every train goal; N = the first N train goals (1500 .. 1500+N-1);
             a list = exactly those goal indices (all must be train goals).
         agent: ``demonstrator`` (seeded, human-like) or ``rule`` (WebShop's rule baseline).

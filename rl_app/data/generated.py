@@ -10,7 +10,7 @@ loops, and trains DPO on 100 of them as if they were demonstrations. Here:
 * loops are pruned on a page key that ignores "visited" marks on result pages, so a
   results -> item -> back detour collapses and the action kept for a page is the last one
   taken there;
-* attempts are capped (``max_attempts``) and the yield is reported (DECISIONS 9);
+* attempts are capped (``max_attempts``) and the yield is reported, so a low yield shows;
 * goals are a seeded permutation of every train goal, or the given ``goals`` (``--goals-from``
   a trajectory set: the agent side of trajectory-level pairs needs rollouts on the expert's goals);
 * output parts are written chunk by chunk with a progress file, so an interrupted run
@@ -143,7 +143,8 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
     env_config = dict(env_config or {})
     env_config.setdefault("split", "train")
     if env_config["split"] != "train":
-        raise ValueError("generated trajectories come from train goals only (DECISIONS 6); "
+        raise ValueError("generated trajectories come from train goals only "
+                         "(dev/test goals are for evaluation); "
                          f"got split={env_config['split']!r}")
     loaded = load_shop(dict(shop))
     train = list(loaded.goals.indices("train"))
@@ -157,8 +158,8 @@ def generate_trajectories(checkpoint: str | os.PathLike, shop: Mapping[str, Any]
             raise ValueError("goals is empty")
         outside = sorted(set(order) - set(train))
         if outside:
-            raise ValueError(f"goals must be train goals of this shop (DECISIONS 6); {len(outside)} are not, "
-                             f"e.g. {outside[:5]}")
+            raise ValueError("goals must be train goals of this shop (dev/test goals are for evaluation); "
+                             f"{len(outside)} are not, e.g. {outside[:5]}")
     attempt_goals = [int(order[i % len(order)]) for i in range(max_attempts)]
     chunks = [attempt_goals[i:i + chunk_size] for i in range(0, max_attempts, chunk_size)]
 

@@ -1,4 +1,4 @@
-"""Reader for WebShop's human demonstrations (``il_trajs_finalized_images.jsonl``, DECISIONS.md 7).
+"""Reader for WebShop's human demonstrations (``il_trajs_finalized_images.jsonl``).
 
 Format: one JSON object per line with parallel lists
 

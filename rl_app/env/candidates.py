@@ -1,9 +1,10 @@
 """The finite action set a choice policy scores: search queries on the search page, clicks elsewhere.
 
-DECISIONS.md 1-2: search candidates come from the instruction text alone (never the goal's
-privileged ``query``/``name``/``asin``); WebShop's privileged list exists only as the named
-option ``"webshop_privileged"``. Every valid action is kept up to ``k_max``; WebShop's
-reduction (the first 6 plus 10 sampled when more than 20) is the option ``"webshop"``.
+Search candidates come from the instruction text alone, never the goal's privileged
+``query``/``name``/``asin`` (the reward's query match reads ``query``); WebShop's privileged
+list exists only as the named option ``"webshop_privileged"``, for comparison. Every valid
+action is kept up to ``k_max``; WebShop's reduction (the first 6 plus 10 sampled when more
+than 20), which drops goal options on most item pages, is the option ``"webshop"``.
 """
 
 from __future__ import annotations

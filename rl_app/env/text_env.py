@@ -4,7 +4,7 @@ This is what scripted agents, demonstrations and traces use; :mod:`rl_app.env.we
 wraps it into the numeric gymnasium env RLlib sees. Episodes end on ``buy now``
 (terminated) or after ``max_steps`` actions (truncated, reward 0). An action that does
 nothing (not parsable, not on the page) costs a step, returns reward 0 and sets
-``info["valid"] = False`` (DECISIONS.md 4).
+``info["valid"] = False``, as in WebShop's text env.
 """
 
 from __future__ import annotations

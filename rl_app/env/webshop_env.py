@@ -1,6 +1,7 @@
 """The gymnasium env RLlib runs: numeric observations over a Discrete choice of candidates.
 
-Observation (``gymnasium.spaces.Dict``; numbers only, ARCHITECTURE "Decisions"):
+Observation (``gymnasium.spaces.Dict``; numbers only: RLlib batches choke on numpy strings,
+so strings stay in the text env and in ``info``):
 
 * ``state_ids``: int32 ``(max_state_tokens,)``, the page text tokenized ([CLS] ... [SEP], 0-padded);
 * ``action_ids``: int32 ``(k_max, max_action_tokens)``, one row per candidate action;

@@ -1,6 +1,6 @@
 """Saving and finding choice-model weights, config and tokenizer on disk.
 
-Three layouts are read (DECISIONS 14: a trained agent is usable outside RLlib):
+Three layouts are read (so a trained agent is usable outside RLlib):
 
 * a ``save_pretrained`` directory: ``choice_config.json``, ``model.safetensors``,
   ``tokenizer/``;

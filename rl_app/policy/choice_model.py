@@ -31,8 +31,8 @@ WebShop's ``output_two`` (a candidate summary weighted by max attention) is repl
 candidate's pooled vector c; learned multi-head projections replace BiDAF's single
 trilinear score, so the interaction is at least as expressive.
 
-Masked candidates get logit ``MASKED_LOGIT`` (-1e9, not -inf: -inf gives NaN in entropies
-and KLs; RLLIB_NOTES): after a float32 softmax their probability is exactly 0.
+Masked candidates get logit ``MASKED_LOGIT`` (-1e9, not -inf: -inf gives NaN in RLlib's
+entropies and KLs): after a float32 softmax their probability is exactly 0.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A trained agent as a plain torch policy over text (DECISIONS 14).
+"""A trained agent as a plain torch policy over text, usable without RLlib or Ray.
 
 >>> policy = ChoicePolicy.from_checkpoint("runs/dpo/checkpoint_000010")   # doctest: +SKIP
 >>> index, probs = policy.act(observation_text, env.candidate_texts())      # doctest: +SKIP

@@ -20,7 +20,7 @@ __all__ = ["EncoderConfig", "load_encoder", "build_encoder", "tiny_bert_config",
 # bert-base-uncased's WordPiece vocabulary, which MiniLM-L6 shares; used only when the
 # packaged MiniLM (whose config.json says the same) is not installed.
 _UNCASED_VOCAB_SIZE = 30522
-# The tiny test encoder: small enough that a forward + backward on 8 states takes ~10 ms.
+# The tiny test encoder: small enough that tests train it on CPU in no time.
 _TINY_ARCH = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
                   intermediate_size=128, max_position_embeddings=512)
 _TINY_SEED = 0
@@ -43,9 +43,9 @@ class EncoderConfig:
             downloads), or ``"tiny"`` (2 layers, hidden 64, random init with a fixed seed;
             for tests, with MiniLM's tokenizer).
         dropout: hidden and attention dropout of the encoder. 0.0 by default: RL and DPO
-            fine-tuning rarely need it and it costs 2-3x time on CPU.
+            fine-tuning rarely need it and it slows training on CPU.
         gradient_checkpointing: recompute encoder activations in backward (less memory for
-            long states on GPU, ~30% more time).
+            long states on GPU, at the cost of one more forward pass).
     """
 
     name_or_path: str = MINILM

@@ -1,7 +1,7 @@
 """``WebShopChoiceModule``: the choice model as an RLlib (new API stack) RLModule.
 
-One class hosts the policy for IL, DPO, PPO and evaluation (ARCHITECTURE "Decisions");
-only the losses differ. Configure it through ``model_config``::
+One class hosts the policy for IL, DPO, PPO and evaluation, so each stage starts from the
+previous one's checkpoint; only the losses differ. Configure it through ``model_config``::
 
     module_spec(env.observation_space, env.action_space, {"encoder": "minilm"})
 
@@ -207,7 +207,7 @@ class WebShopChoiceModule(TorchRLModule, ValueFunctionAPI):
 
     # ------------------------------------------------------------------ construction
     def setup(self) -> None:
-        # Spaces first: a wrong env fails before any encoder loads (STYLE 7).
+        # Spaces first: a wrong env fails before any encoder loads.
         self.k_max, state_len, action_len = validate_spaces(self.observation_space, self.action_space)
         settings = ChoiceModuleSettings.from_model_config(self.model_config)
         self.settings = settings

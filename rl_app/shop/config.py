@@ -2,7 +2,7 @@
 
 Building a shop (catalogue + prices + goals + search index) costs seconds; every env in a
 process (an RLlib env runner with several envs, a test session) shares one through
-:func:`load_shop`. Data locations are explicit (DECISIONS.md 5): ``catalogue="webshop"``
+:func:`load_shop`. Data locations are explicit, never a silent fallback: ``catalogue="webshop"``
 reads the real files from ``data_dir`` / $RL_APP_WEBSHOP_DATA / ../shared/webshop-data and
 fails when they are absent; ``catalogue="synthetic"`` (the default) needs no files.
 """

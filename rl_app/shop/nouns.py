@@ -9,7 +9,7 @@ implement the :class:`NounTagger` protocol:
   spaCy is imported on the first call, never at module import).
 * :class:`TableNounTagger`: a precomputed ``{title: [nouns]}`` table, e.g.
   ``reference/title_nouns.json`` (en_core_web_sm's nouns for every name of the 1k catalogue;
-  allowed as a noun table by DECISIONS.md item 3), with a fallback for unknown titles.
+  it reproduces the reference title scores without spaCy), with a fallback for unknown titles.
 * :class:`HeuristicNounTagger`: a deliberately simple, dependency-free approximation for
   synthetic catalogues (content words, not nouns; see its docstring for how far it is
   from spaCy on the real catalogue).
@@ -210,7 +210,7 @@ def default_noun_tagger(data_dir: Optional[str | os.PathLike] = None) -> NounTag
     """The data dir's noun table when it has one; else spaCy (en_core_web_sm) if importable; else the heuristic.
 
     ``data_dir`` is a WebShop data directory (the one holding ``reference/title_nouns.json``);
-    it is not searched for when ``None`` (data locations are explicit, DECISIONS.md item 5).
+    it is not searched for when ``None`` (data locations are explicit).
     The table comes first because it holds the nouns of the exact model version WebShop's
     reference rewards were computed with (an installed spaCy may be another version); titles
     it does not hold go to spaCy or the heuristic.

@@ -1,6 +1,6 @@
 """Page text: the visible text nodes of WebShop's pages and its two text renderings.
 
-Instead of rendering HTML and parsing it back (the original's 30-44 ms per step), each
+Instead of rendering HTML and parsing it back on every step, as the original does, each
 page is built directly as the list of visible text nodes the original's BeautifulSoup pass
 finds, tagged with what the node is. ``render`` then applies ``convert_html_to_text``:
 

@@ -13,7 +13,7 @@ with four sub-rewards, each a small pure function below:
 * :func:`price_reward`: is the price within the goal's bound?
 
 ``variant="webshop"`` (the default) reproduces the original exactly, quirks included, so
-scores compare with published ones (DECISIONS.md item 3); ``variant="corrected"`` fixes the
+scores compare with published ones; ``variant="corrected"`` fixes the
 two reward quirks listed in reference/README.md:
 
 * Quirk 1 (options): WebShop passes a synthetic goal's options as ``(name, value)``

@@ -31,9 +31,10 @@ Bad input: an empty, whitespace-only or stopword-only query returns ``[]`` (Luce
 return no hits); a query's analysed tokens beyond ``max_query_tokens`` (default 1024,
 Lucene's ``maxClauseCount``) are dropped instead of raising; ``k <= 0`` is a ValueError.
 
-Sharing (DECISIONS 15): :meth:`SearchEngine.save` writes a bm25s index directory plus the
-row -> asin table and the sorted term table; :meth:`SearchEngine.load` memory-maps them
-(``mmap=True``), so all env runners on a node share one copy through the page cache.
+Sharing (one index per node, not one copy per env runner): :meth:`SearchEngine.save` writes a
+bm25s index directory plus the row -> asin table and the sorted term table;
+:meth:`SearchEngine.load` memory-maps them (``mmap=True``), so all env runners on a node share
+one copy through the page cache.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def test_rule_baseline_reproduces_webshop(webshop_shop):
 
 @pytest.mark.webshop_data
 def test_demonstrator_succeeds_like_a_careful_person(webshop_shop):
-    """DECISIONS 6: 60-95% success on train goals, using next/back/sub-pages sometimes."""
+    """Human-like: 60-95% success on train goals, using next/back/sub-pages sometimes."""
     env = WebShopTextEnv(loaded=webshop_shop, config=TextEnvConfig(split="train"))
     report, results = evaluate_scripted(env, "demonstrator", env.split_indices[:300], seed=0)
     assert 0.6 <= report.success_rate <= 0.95, report.line()

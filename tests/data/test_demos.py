@@ -82,7 +82,7 @@ def test_train_goals_only(serial_demos):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(split="test"), ValueError, r"train goals only \(DECISIONS.md 6\); got split='test'"),
+    (dict(split="test"), ValueError, r"train goals only; got split='test'"),
     (dict(split="dev"), ValueError, r"train goals only"),
     (dict(num_goals=[1500, 12, 700]), ValueError, r"goals \[12, 700\] are test/dev goals"),
     (dict(num_goals=[1500, 1500]), ValueError, r"duplicates"),
@@ -153,7 +153,7 @@ def test_summary_matches_the_rows(serial_demos, tmp_path):
     assert s.action_use["sub-pages"] == pytest.approx(frame.loc[subpage, "episode_id"].nunique() / N_GOALS)
     assert summarize_trajectories(frame) == s == summarize_trajectories(records_from_frame(frame))
     assert summary.episodes_written == N_GOALS and summary.rows_written == len(frame)
-    # the demonstrator is scripted to be good but not perfect (DECISIONS.md 6)
+    # the demonstrator is scripted to be good but not perfect, like a person
     assert 0 < s.successes < N_GOALS
     on_disk = json.loads((Path(summary.out) / SUMMARY_FILE).read_text())
     assert on_disk["stats"]["successes"] == s.successes and on_disk["shop_config"]["synthetic_products"] == 1000

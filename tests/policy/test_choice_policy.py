@@ -1,4 +1,4 @@
-"""ChoicePolicy: a trained agent used on strings outside RLlib (DECISIONS 14)."""
+"""ChoicePolicy: a trained agent used on strings outside RLlib."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from rl_app.algorithms.warmup import LRWarmupLearnerMixin
 
 __all__ = ["DPOTorchLearner"]
 
-# Learner result keys (STYLE 9), under result["learners"][module_id].
+# Learner result keys, namespaced ("rewards/...", "losses/..."), under result["learners"][module_id].
 DPO_LOSS = "losses/dpo"
 REWARDS_CHOSEN = "rewards/chosen"
 REWARDS_REJECTED = "rewards/rejected"

@@ -11,7 +11,7 @@
 Why a custom offline algorithm and not RLlib's ``BC``: RLlib's BC reads episodes or
 samples whose observations are already numbers (its files must hold ``obs``/``new_obs``
 columns), while our stored trajectories are text (state, candidate texts, chosen index,
-one row per step; ARCHITECTURE "Data flow"). Tokenization happens at training time in the
+one row per step). Tokenization happens at training time in the
 prelearner with the env's own :class:`~rl_app.env.observation.ObservationEncoder`, so one
 data set serves any encoder, token length or candidate cap, and offline observations
 equal what the env produces. The same path (config, prelearner, ``training_step``,

@@ -13,7 +13,7 @@ from rl_app.algorithms.warmup import LRWarmupLearnerMixin
 
 __all__ = ["ILTorchLearner", "BC_LOSS", "ACCURACY", "ENTROPY"]
 
-# Learner result keys, under result["learners"][module_id] (STYLE 9).
+# Learner result keys, under result["learners"][module_id]; namespaced like the DPO and PPO keys.
 BC_LOSS = "losses/bc"
 ACCURACY = "metrics/accuracy"
 ENTROPY = "metrics/entropy"

@@ -1,10 +1,10 @@
 """``WebShopPPO``: RLlib's PPO that also reports learner-only seconds.
 
-GPU-time-matched comparisons (DECISIONS.md 8) report, beside each trial's wall budget,
-the seconds its learners spent updating. The offline algorithms measure them around
-``LearnerGroup.update``; PPO's own ``training_step`` logs that span only as an EMA timer
-(``timers/learner_update_timer``), so here the learner group's ``update`` is timed and
-summed into the same keys: ``time/learner_s`` (cumulative) and ``time/learner_iter_s``.
+GPU-time-matched comparisons (same resources and wall budget per trial) report, beside
+each trial's wall budget, the seconds its learners spent updating. The offline algorithms
+measure them around ``LearnerGroup.update``; PPO's own ``training_step`` logs that span
+only as an EMA timer (``timers/learner_update_timer``), so here the learner group's
+``update`` is timed and summed into the same keys: ``time/learner_s`` (cumulative) and ``time/learner_iter_s``.
 """
 
 from __future__ import annotations
