@@ -518,7 +518,7 @@ class TuneSettings(Settings):
     """The ``tune`` section: one comparison's budget and resources (defaults: a few CPU minutes).
 
     Every trial gets the same resources (``cpus_per_trial`` CPUs, ``gpus_per_trial`` GPUs, as
-    one placement group) and the same training budget (DECISIONS.md 8).
+    one placement group) and the same training budget, so arms compare at matched compute.
     """
 
     budget_s: float = _setting(60.0, "training seconds per trial, in budget_unit", kind=float)

@@ -71,7 +71,7 @@ def run_experiment(experiment: str, *, preset_name: str = "smoke", out: str = "r
     preset = load_preset(preset_name, data_dir=data_dir)
     overrides: dict[str, Any] = {"budget_s": budget_s, "seeds": seeds, **tune_overrides}
     if experiment == "beta_sweep":
-        overrides["eval_split"] = "dev"  # hyperparameters are chosen on dev (DECISIONS.md 9)
+        overrides["eval_split"] = "dev"  # hyperparameters are chosen on dev, never on test
     settings = TuneSettings.from_preset(preset, **overrides)
     storage = Path(out).absolute()
     name = name or f"{experiment}-{preset.name}"

@@ -1,4 +1,4 @@
-"""Rollout throughput vs number of RLlib env runners (issue: PPO scaling).
+"""Rollout throughput vs number of RLlib env runners (how PPO sampling scales out).
 
 Each env runner holds its own WebShop env and a CPU copy of the policy (inference only) and
 samples with exploration; the figure is env steps per second summed over runners, timed

@@ -14,8 +14,8 @@ with reward == 1 (a truncated episode scores 0). Intervals (95%):
 * success rate: Wilson's score interval for a binomial proportion (the normal
   approximation collapses to a point at 0 or 1 successes, e.g. the rule baseline's 2.2%).
 
-Both describe the spread over goals for this one seed; DECISIONS.md 9 asks for >= 3
-training seeds on top. Each episode is seeded from (seed, goal_index) alone
+Both describe the spread over goals for this one seed; comparisons of training runs
+add >= 3 training seeds on top. Each episode is seeded from (seed, goal_index) alone
 (:func:`~rl_app.agents.specs.episode_seed`), so a rerun, another order or another
 ``num_workers`` give identical per-goal results. Per-goal results go to
 ``episodes.parquet`` and ``episodes.csv`` (same rows; ``actions`` and ``purchased_options``
@@ -207,7 +207,7 @@ class EvalResult:
     out_dir: Optional[str] = field(default=None, compare=False)
 
     def metrics(self) -> dict[str, float]:
-        """Namespaced metrics (STYLE 9) for Tune reports and logs."""
+        """Namespaced metrics for Tune reports and logs."""
         return {EVAL_SCORE: self.score, EVAL_SUCCESS_RATE: self.success_rate, EVAL_MEAN_STEPS: self.mean_steps,
                 f"{EVAL_SCORE}_ci_low": self.score_ci[0], f"{EVAL_SCORE}_ci_high": self.score_ci[1],
                 f"{EVAL_SUCCESS_RATE}_ci_low": self.success_ci[0],

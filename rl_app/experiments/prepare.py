@@ -1,4 +1,4 @@
-"""Shared preparation of an experiment, done once and charged to no trial (DECISIONS.md 8).
+"""Shared preparation of an experiment, done once and charged to no trial (it is the same for every arm).
 
 Stages, each skipped when its output exists (so an interrupted or repeated experiment reuses
 them): demonstrations on train goals -> the IL checkpoint (also evaluated: the start point

@@ -1,7 +1,7 @@
 """What an experiment runs: its trials, their shared budget and resources, from a preset.
 
 A preset's ``tune`` section (:class:`rl_app.settings.TuneSettings`) sets the comparison
-(DECISIONS.md 8): every trial gets the same resources (``cpus_per_trial`` CPUs, ``gpus_per_trial`` GPUs, as one placement group) and the
+at matched compute: every trial gets the same resources (``cpus_per_trial`` CPUs, ``gpus_per_trial`` GPUs, as one placement group) and the
 same training budget (``budget_s`` wall seconds from its own start: building the algorithm,
 sampling or data loading, and updates; evaluation pauses are not charged and are reported
 apart). Sections ``dpo``, ``ppo``, ``generated`` and ``pairs`` set the stages.
@@ -13,7 +13,7 @@ Experiments (``EXPERIMENTS``):
 * ``data_efficiency``: DPO on the first N demonstration trajectories for N in
   ``tune.data_sizes`` (the paper: 100 generated ~ 1,200 human).
 * ``beta_sweep``: DPO on demonstrations over ``tune.betas`` x ``tune.loss_types``, evaluated
-  on the dev split (hyperparameters are chosen on dev, DECISIONS.md 9).
+  on the dev split (hyperparameters are chosen on dev, never on test).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rl_app.settings import TuneSettings
 
 __all__ = ["EXPERIMENTS", "TrialSpec", "trial_specs", "ExperimentName", "TRAIN_SECONDS", "EVAL_SECONDS"]
 
-# Trial report keys (STYLE 9) beside RLlib's and the learners' own: the budget clock and the
+# Trial report keys (namespaced constants) beside RLlib's and the learners' own: the budget clock and the
 # evaluation pauses (``time/learner_s`` is rl_app.algorithms.offline.LEARNER_SECONDS).
 TRAIN_SECONDS = "time/train_s"
 EVAL_SECONDS = "time/eval_s"

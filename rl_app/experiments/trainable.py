@@ -3,7 +3,7 @@
 :func:`run_trial` is a Tune function trainable. It builds the RLlib algorithm (DPO from the
 prepared pairs, or PPO on the env), both starting from the same IL policy, and calls
 ``train()`` until ``budget_s`` seconds of its own training wall time have passed (build,
-sampling or data loading, and updates all count: DECISIONS.md 8). At every
+sampling or data loading, and updates all count, as a user waiting for the arm would). At every
 ``eval_every_s`` of that clock and at the end it pauses the clock, checkpoints the
 algorithm (Tune keeps it: an interrupted experiment resumes from there with its clock and
 curve), and plays the first ``eval_goals`` goals of ``eval_split`` with the current policy.

@@ -1,4 +1,5 @@
-"""`python -m rl_app.tune` for real, in subprocesses with their own Ray (DECISIONS.md 11):
+"""`python -m rl_app.tune` for real, in subprocesses with their own Ray (a test that
+kills a driver or starts a cluster must not share the session of the others):
 
 * an experiment whose driver is killed mid-run resumes to completion (Tuner.restore);
 * `ray job submit` to a local two-node cluster (cluster/local_two_node.sh) runs the
