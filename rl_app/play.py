@@ -26,7 +26,7 @@ from rl_app.agents.specs import AgentSpec, make_agent
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
 from rl_app.eval.evaluate import play_goals
 from rl_app.eval.trace import render_trace, trace_episode
-from rl_app.shop.config import ShopConfig
+from rl_app.shop.config import add_shop_arguments, shop_from_args
 
 __all__ = ["AgentReport", "evaluate_scripted", "main"]
 
@@ -79,9 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rl_app.play", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agent", choices=["rule", "demonstrator"], default="rule")
-    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default="synthetic")
-    ap.add_argument("--data-dir", default=None, help="real WebShop data (default: $RL_APP_WEBSHOP_DATA or ../shared/webshop-data)")
-    ap.add_argument("--synthetic-products", type=int, default=1000)
+    add_shop_arguments(ap)
     ap.add_argument("--split", choices=["test", "dev", "train"], default="test")
     ap.add_argument("--limit", type=int, default=None, help="first N goals of the split")
     ap.add_argument("--goal", type=int, default=None, help="trace one goal index, page by page")
@@ -90,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    shop = ShopConfig(catalogue=args.catalogue, data_dir=args.data_dir, synthetic_products=args.synthetic_products)
+    shop = shop_from_args(args)
     env = WebShopTextEnv(shop, TextEnvConfig(split=args.split, max_steps=args.max_steps))
     print(f"shop: {args.catalogue} catalogue, {len(env.loaded.catalogue)} products, "
           f"{len(env.loaded.goals)} goals (built in {time.perf_counter() - t0:.1f} s)")

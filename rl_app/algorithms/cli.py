@@ -23,7 +23,7 @@ from rl_app.algorithms.budgeted_training import Budget, BudgetedTraining
 from rl_app.algorithms.offline import LEARNER_SECONDS, LEARNER_SECONDS_ITER
 from rl_app.data.files import SUMMARY_FILE, read_summary
 from rl_app.errors import InputError
-from rl_app.eval.evaluate import add_shop_arguments, shop_from_args
+from rl_app.shop.config import add_shop_arguments, shop_from_args
 from rl_app.settings import BudgetSettings, EvalSettings, ObservationSettings, Settings
 
 __all__ = ["add_offline_arguments", "token_lengths", "shop_of_data", "command_shop", "init_ray", "budget_of",

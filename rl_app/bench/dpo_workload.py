@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from rl_app.bench.policy_throughput import BERT_BASE_ARCH, BERT_BASE_SHAPE, ShapeSettingsMixin
+from rl_app.env.observation import OBS_KEYS
 
 __all__ = ["UpdateBenchSettings", "LR", "BETA", "GRAD_CLIP", "bert_config", "make_policy", "write_pair_file",
            "tokenized_batch", "pair_workload", "dpo_config", "module_batch"]
@@ -144,7 +145,7 @@ def tokenized_batch(pair_file: Path, s: UpdateBenchSettings, tokenizer_dir: str)
     encoder = ObservationEncoder(tokenizer_dir, k_max=s.k, max_state_tokens=s.state_len,
                                  max_action_tokens=s.action_len)
     obs = encoder.encode_batch(table["state"], table["candidate_texts"])
-    out = {key: torch.as_tensor(np.asarray(obs[key])) for key in ("state_ids", "action_ids", "action_mask")}
+    out = {key: torch.as_tensor(np.asarray(obs[key])) for key in OBS_KEYS["text"]}
     out.update(chosen=torch.as_tensor(table["chosen"]), rejected=torch.as_tensor(table["rejected"]),
                ref_chosen_logp=torch.as_tensor(table["ref_chosen_logp"], dtype=torch.float32),
                ref_rejected_logp=torch.as_tensor(table["ref_rejected_logp"], dtype=torch.float32))
@@ -183,6 +184,6 @@ def dpo_config(pair_dir: Path, policy_dir: str, s: UpdateBenchSettings, device: 
 
 def module_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
     """A :func:`tokenized_batch` as the learner's ``_update`` takes it, on ``device``."""
-    obs = {key: batch[key].to(device) for key in ("state_ids", "action_ids", "action_mask")}
+    obs = {key: batch[key].to(device) for key in OBS_KEYS["text"]}
     rest = {key: batch[key].to(device) for key in ("chosen", "rejected", "ref_chosen_logp", "ref_rejected_logp")}
     return {"default_policy": {"obs": obs, **rest}}

@@ -21,10 +21,10 @@ import time  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
 from rl_app.agents.scripted import DemonstratorAgent, RuleAgent  # noqa: E402
-from rl_app.machine import machine_line  # noqa: E402
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv  # noqa: E402
 from rl_app.env.webshop_env import WebShopEnv, WebShopEnvConfig  # noqa: E402
-from rl_app.shop.config import ShopConfig, load_shop  # noqa: E402
+from rl_app.machine import machine_line  # noqa: E402
+from rl_app.shop.config import add_shop_arguments, load_shop, shop_from_args  # noqa: E402
 
 
 def _agent(name: str):
@@ -65,13 +65,12 @@ def tokenized_steps_per_s(env: WebShopEnv, agent_name: str, goals: Sequence[int]
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalogue", choices=["webshop", "synthetic"], default="webshop")
-    ap.add_argument("--data-dir", default=None)
+    add_shop_arguments(ap, catalogue="webshop")
     ap.add_argument("--goals", type=int, default=500, help="first N test goals")
     ap.add_argument("--tokenizer", default="minilm")
     args = ap.parse_args(argv)
 
-    shop = ShopConfig(catalogue=args.catalogue, data_dir=args.data_dir)
+    shop = shop_from_args(args)
     t0 = time.perf_counter()
     loaded = load_shop(shop)
     build_s = time.perf_counter() - t0

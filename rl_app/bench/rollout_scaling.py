@@ -11,10 +11,12 @@ around ``EnvRunnerGroup.sample`` after a warm-up, with scaling efficiency relati
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from typing import Optional, Sequence
 
 from rl_app.machine import machine_line
+from rl_app.shop.config import add_shop_arguments, shop_from_args
 
 __all__ = ["measure", "main"]
 
@@ -53,16 +55,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--runners", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--encoder", nargs="+", default=["tiny", "minilm"])
     ap.add_argument("--steps", type=int, default=400, help="env steps per runner per measurement")
-    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default="synthetic")
-    ap.add_argument("--data-dir", default=None)
+    add_shop_arguments(ap)
     args = ap.parse_args(argv)
 
     import ray
 
     ray.init(num_cpus=max(args.runners) + 1, include_dashboard=False, log_to_driver=False)
-    env_config = {"catalogue": args.catalogue, "split": "train", "max_steps": 15}
-    if args.catalogue == "webshop":
-        env_config["data_dir"] = args.data_dir
+    env_config = {**dataclasses.asdict(shop_from_args(args)), "split": "train", "max_steps": 15}
     print(machine_line())
     print("| encoder | env runners | env steps/s | per runner | efficiency vs linear |")
     print("|---|---:|---:|---:|---:|")

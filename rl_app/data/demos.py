@@ -31,7 +31,7 @@ from rl_app.agents.scripted import Agent, DemonstratorAgent, RuleAgent
 from rl_app.data.io import write_trajectories
 from rl_app.data.schema import Source, StepRecord
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
-from rl_app.shop.config import ShopConfig, load_shop
+from rl_app.shop.config import ShopConfig, add_shop_arguments, load_shop, shop_from_args
 from rl_app.shop.goals import SPLIT_RANGES, split_of
 from rl_app.shop.site import BACK_TO_SEARCH, NEXT_PAGE, PREV_PAGE, SUB_PAGES
 
@@ -343,11 +343,7 @@ def _run_chunks(chunks: list[list[int]], shop_dict: dict, env_dict: dict, agent:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rl_app.data.demos", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default="synthetic")
-    ap.add_argument("--data-dir", default=None,
-                    help="real WebShop data (default: $RL_APP_WEBSHOP_DATA or ../shared/webshop-data)")
-    ap.add_argument("--synthetic-products", type=int, default=1000)
-    ap.add_argument("--synthetic-seed", type=int, default=0)
+    add_shop_arguments(ap)
     ap.add_argument("--num-goals", type=int, default=None, help="first N train goals (default: all)")
     ap.add_argument("--goals", default=None, help="comma-separated train goal indices (instead of --num-goals)")
     ap.add_argument("--agent", choices=list(AGENTS), default="demonstrator")
@@ -362,8 +358,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.goals is not None and args.num_goals is not None:
         ap.error("give --num-goals or --goals, not both")
 
-    shop = {"catalogue": args.catalogue, "data_dir": args.data_dir,
-            "synthetic_products": args.synthetic_products, "synthetic_seed": args.synthetic_seed}
+    shop = dataclasses.asdict(shop_from_args(args))
     goals = [int(g) for g in args.goals.split(",")] if args.goals else args.num_goals
     env_config = {"max_steps": args.max_steps} if args.max_steps else None
     t0 = time.perf_counter()

@@ -243,13 +243,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m rl_app.data.generated --checkpoint runs/il/policy --num-episodes 100 --out runs/generated``."""
     import argparse
 
+    from rl_app.shop.config import add_shop_arguments, shop_from_args
+
     ap = argparse.ArgumentParser(prog="python -m rl_app.data.generated", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="policy to roll out (the IL agent)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--catalogue", choices=["synthetic", "webshop"], default="synthetic")
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--synthetic-products", type=int, default=1000)
+    add_shop_arguments(ap)
     ap.add_argument("--num-episodes", type=int, default=100)
     ap.add_argument("--max-attempts", type=int, default=5000)
     ap.add_argument("--min-reward", type=float, default=1.0)
@@ -265,11 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from rl_app.data.io import read_trajectories
 
         goals = sorted(int(g) for g in read_trajectories(args.goals_from)["goal_index"].unique())
-    shop: dict[str, Any] = {"catalogue": args.catalogue}
-    if args.catalogue == "webshop":
-        shop["data_dir"] = args.data_dir
-    else:
-        shop["synthetic_products"] = args.synthetic_products
+    shop = asdict(shop_from_args(args))
     summary = generate_trajectories(args.checkpoint, shop, args.out, num_episodes=args.num_episodes,
                                     max_attempts=args.max_attempts, min_reward=args.min_reward,
                                     env_config={"max_steps": args.max_steps}, seed=args.seed,

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Optional
 import gymnasium as gym
 import numpy as np
 
-from rl_app.env.observation import Layout, ObservationEncoder
+from rl_app.env.observation import DEFAULT_MAX_ACTION_TOKENS, DEFAULT_MAX_STATE_TOKENS, Layout, ObservationEncoder
 from rl_app.env.text_env import TextEnvConfig, WebShopTextEnv
 from rl_app.shop.config import ShopConfig
 
@@ -51,8 +51,8 @@ class WebShopEnvConfig:
     shop: ShopConfig = field(default_factory=ShopConfig)
     episode: TextEnvConfig = field(default_factory=TextEnvConfig)
     tokenizer: str = "minilm"
-    max_state_tokens: int = 512
-    max_action_tokens: int = 32
+    max_state_tokens: int = DEFAULT_MAX_STATE_TOKENS
+    max_action_tokens: int = DEFAULT_MAX_ACTION_TOKENS
     enrich_candidates: bool = True
     info_candidates: bool = False
     observation_layout: Layout = "text"

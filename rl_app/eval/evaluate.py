@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence, get_args
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from rl_app.agents.specs import AGENT_KINDS, AgentSpec, EvalAgent, env_rng, make
 from rl_app.data.files import atomic_write, atomic_write_text
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
 from rl_app.errors import InputError
-from rl_app.shop.config import CatalogueKind, ShopConfig, load_shop
+from rl_app.shop.config import ShopConfig, add_shop_arguments, load_shop, shop_from_args
 from rl_app.shop.goals import split_of
 
 __all__ = [
@@ -61,8 +61,6 @@ __all__ = [
     "summarize",
     "write_episodes",
     "read_episodes",
-    "add_shop_arguments",
-    "shop_from_args",
     "evaluate_checkpoint",
     "main",
 ]
@@ -364,26 +362,6 @@ def read_episodes(out_dir: str | Path, *, fmt: Literal["parquet", "csv"] = "parq
 
 
 # ---------------------------------------------------------------------- CLI
-def add_shop_arguments(ap: argparse.ArgumentParser, *, catalogue: Optional[str] = "synthetic",
-                       catalogue_help: str = "which shop") -> None:
-    """``--catalogue``, ``--data-dir``, ``--synthetic-products``, ``--synthetic-seed``: the shop of
-    a command line (:class:`~rl_app.shop.config.ShopConfig`'s fields and defaults). ``catalogue``
-    None: the command decides when the flag is not given (e.g. the training data's shop)."""
-    defaults = ShopConfig()
-    ap.add_argument("--catalogue", choices=get_args(CatalogueKind), default=catalogue,
-                    help=catalogue_help + (f" (default: {catalogue})" if catalogue else ""))
-    ap.add_argument("--data-dir", default=None,
-                    help="real WebShop data (default: $RL_APP_WEBSHOP_DATA or ../shared/webshop-data)")
-    ap.add_argument("--synthetic-products", type=int, default=defaults.synthetic_products)
-    ap.add_argument("--synthetic-seed", type=int, default=defaults.synthetic_seed)
-
-
-def shop_from_args(args: argparse.Namespace) -> ShopConfig:
-    """The shop :func:`add_shop_arguments`' flags name (``--catalogue`` must be set)."""
-    return ShopConfig(catalogue=args.catalogue, data_dir=args.data_dir,
-                      synthetic_products=args.synthetic_products, synthetic_seed=args.synthetic_seed)
-
-
 def evaluate_checkpoint(checkpoint: str | Path, *, shop: Mapping[str, Any], env: Mapping[str, Any], split: str,
                         n_goals: int, greedy: bool, seed: int, label: str, out: Path,
                         frozen_cache: Optional[str] = None, keep_rows: Optional[str] = None) -> dict[str, float]:

@@ -44,7 +44,8 @@ import numpy as np
 
 from rl_app.agents.specs import AgentSpec, EvalAgent, make_agent, parse_agents
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
-from rl_app.eval.evaluate import EpisodeRecord, add_shop_arguments, play_episode, shop_from_args
+from rl_app.eval.evaluate import EpisodeRecord, play_episode
+from rl_app.shop.config import add_shop_arguments, shop_from_args
 from rl_app.data.files import atomic_write, atomic_write_text
 from rl_app.shop.config import ShopConfig, load_shop
 

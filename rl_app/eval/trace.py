@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from rl_app.agents.specs import AGENT_KINDS, AgentSpec, EvalAgent, env_rng, make_agent
 from rl_app.env.text_env import DEFAULT_MAX_STEPS, TextEnvConfig, WebShopTextEnv
-from rl_app.eval.evaluate import add_shop_arguments, shop_from_args
+from rl_app.shop.config import add_shop_arguments, shop_from_args
 from rl_app.data.files import atomic_write_text
 
 __all__ = ["TraceStep", "EpisodeTrace", "trace_episode", "render_trace", "write_trace", "main"]

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rl_app.env.observation import OBS_KEYS
 from rl_app.policy.encoder import EncoderConfig, build_encoder, load_encoder
 from rl_app.policy.frozen_rows import parameters_below
 
@@ -262,7 +263,7 @@ class ChoiceModel(nn.Module):
             for _, p in parameters_below(encoder, n_layers - int(config.trainable_layers)):
                 p.requires_grad_(False)
 
-    obs_keys = ("state_ids", "action_ids", "action_mask")
+    obs_keys = OBS_KEYS["text"]
 
     @property
     def hidden_size(self) -> int:

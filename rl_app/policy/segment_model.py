@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rl_app.env.observation import OBS_KEYS
 from rl_app.policy.choice_model import (
     MASKED_LOGIT,
     ChoiceOutput,
@@ -55,7 +56,6 @@ from rl_app.policy.frozen_rows import FrozenRows
 
 __all__ = ["SegmentModelConfig", "SegmentChoiceModel"]
 
-SEGMENT_KEYS = ("instruction_ids", "line_ids", "action_ids", "action_mask")
 # Cosine similarities are in [-1, 1]; this scale makes the max over tokens sharp enough to read.
 _MATCH_SCALE = 10.0
 # Exact-match scalars per candidate (see ``_signals``), besides its own line's vector.
@@ -174,7 +174,7 @@ class SegmentChoiceModel(nn.Module):
         self.value_head = nn.Sequential(nn.Linear(d, int(config.value_hidden)), nn.GELU(),
                                         nn.Linear(int(config.value_hidden), 1))
 
-    obs_keys = SEGMENT_KEYS
+    obs_keys = OBS_KEYS["segments"]
 
     @property
     def hidden_size(self) -> int:
@@ -203,9 +203,9 @@ class SegmentChoiceModel(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward_obs(self, obs: Mapping[str, torch.Tensor], *, with_value: bool = True) -> ChoiceOutput:
-        missing = [k for k in SEGMENT_KEYS if k not in obs]
+        missing = [k for k in OBS_KEYS["segments"] if k not in obs]
         if missing:
-            raise ValueError(f"the segments model needs observation keys {SEGMENT_KEYS}, missing {missing}: build "
+            raise ValueError(f"the segments model needs observation keys {OBS_KEYS['segments']}, missing {missing}: build "
                              "the env / data with observation_layout='segments'")
         instruction_ids, line_ids = obs["instruction_ids"], obs["line_ids"]
         action_ids, action_mask = obs["action_ids"], obs["action_mask"]

@@ -9,10 +9,11 @@ fails when they are absent; ``catalogue="synthetic"`` (the default) needs no fil
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, get_args
 
 from rl_app.shop.catalogue import Catalogue, load_webshop_catalogue, resolve_webshop_data_dir
 from rl_app.shop.goals import GoalSet, build_goal_set
@@ -21,7 +22,7 @@ from rl_app.shop.reward import compute_reward
 from rl_app.shop.search import SearchEngine
 from rl_app.shop.site import Shop
 
-__all__ = ["ShopConfig", "LoadedShop", "load_shop", "clear_shop_cache"]
+__all__ = ["ShopConfig", "LoadedShop", "load_shop", "clear_shop_cache", "add_shop_arguments", "shop_from_args"]
 
 CatalogueKind = Literal["synthetic", "webshop"]
 
@@ -114,3 +115,23 @@ def load_shop(config: ShopConfig | Mapping[str, Any] | None = None) -> LoadedSho
 def clear_shop_cache() -> None:
     with _LOCK:
         _CACHE.clear()
+
+
+def add_shop_arguments(ap: argparse.ArgumentParser, *, catalogue: Optional[str] = "synthetic",
+                       catalogue_help: str = "which shop") -> None:
+    """``--catalogue``, ``--data-dir``, ``--synthetic-products``, ``--synthetic-seed``: the shop of
+    a command line (:class:`ShopConfig`'s fields and defaults). ``catalogue``
+    None: the command decides when the flag is not given (e.g. the training data's shop)."""
+    defaults = ShopConfig()
+    ap.add_argument("--catalogue", choices=get_args(CatalogueKind), default=catalogue,
+                    help=catalogue_help + (f" (default: {catalogue})" if catalogue else ""))
+    ap.add_argument("--data-dir", default=None,
+                    help="real WebShop data (default: $RL_APP_WEBSHOP_DATA or ../shared/webshop-data)")
+    ap.add_argument("--synthetic-products", type=int, default=defaults.synthetic_products)
+    ap.add_argument("--synthetic-seed", type=int, default=defaults.synthetic_seed)
+
+
+def shop_from_args(args: argparse.Namespace) -> ShopConfig:
+    """The shop :func:`add_shop_arguments`' flags name (``--catalogue`` must be set)."""
+    return ShopConfig(catalogue=args.catalogue, data_dir=args.data_dir,
+                      synthetic_products=args.synthetic_products, synthetic_seed=args.synthetic_seed)

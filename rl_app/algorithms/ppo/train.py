@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 from rl_app.algorithms.cli import budget_of, command_shop, evaluate_policy_dir, init_ray, train_and_save
 from rl_app.env.text_env import DEFAULT_MAX_STEPS
-from rl_app.eval.evaluate import add_shop_arguments
+from rl_app.shop.config import add_shop_arguments
 from rl_app.settings import (DEFAULT_ENV_RUNNERS, BudgetSettings, EvalSettings, ModelSettings, ObservationSettings,
                              PPOSettings)
 
