@@ -4,8 +4,10 @@ Every section of a preset (``tune_configs/*.yaml``) is read through one class he
 (:data:`SECTIONS`), whose loader refuses keys it does not have, naming the file, section and
 key in one line with a did-you-mean. The training command lines get their flags from the same
 fields (:meth:`Settings.add_arguments` / :meth:`Settings.from_args`), and the RLlib configs are
-built from them (``to_config``), so a default is written once, here; the RLlib configs' own
-defaults (``ILConfig()``, ``DPOConfig()``, ``WebShopPPOConfig()``) are read from here too.
+built from them (``ILConfig.from_settings``, ``DPOConfig.from_settings``,
+``WebShopPPOConfig.from_settings``), so a default is written once, here; the RLlib configs' own
+defaults (``ILConfig()``, ``DPOConfig()``, ``WebShopPPOConfig()``) are read from here too. This
+module imports no algorithm: the algorithms import it.
 
 The ``shop`` and ``env`` sections are owned by the env's own configs
 (:class:`~rl_app.shop.config.ShopConfig`, :class:`~rl_app.env.webshop_env.WebShopEnvConfig`):
@@ -156,7 +158,7 @@ def _loss_types() -> tuple[str, ...]:
 
 
 def _pair_levels() -> tuple[str, ...]:
-    from rl_app.algorithms.dpo.dpo import PAIR_LEVELS
+    from rl_app.data.pairs import PAIR_LEVELS
 
     return PAIR_LEVELS
 
@@ -386,7 +388,9 @@ class OfflineSettings(_LearnerSettings):
     num_learners: int = _setting(0, "0 = learn in this process", kind=int)
     gpus_per_learner: float = _setting(0.0, "GPUs per learner", kind=float)
 
-    def _learners(self, config):
+    def learners_of(self, config):
+        """``config`` with these settings' learners, precision and seed (the algorithms'
+        ``from_settings`` builders share this)."""
         return (config.learners(num_learners=int(self.num_learners), num_gpus_per_learner=float(self.gpus_per_learner),
                                 precision=self.precision)
                 .debugging(seed=int(self.seed)))
@@ -407,29 +411,6 @@ class ILSettings(OfflineSettings):
         if self.lr is not None:
             return float(self.lr)
         return TINY_LR if model.encoder == "tiny" or layout == "segments" else PRETRAINED_LR
-
-    def to_config(self, *, data: Sequence[str], model: ModelSettings, observations: ObservationSettings,
-                  init_checkpoint: Optional[str] = None, dropout: Optional[float] = None):
-        """The ``ILConfig``: from ``init_checkpoint`` (with ``dropout`` if given) or a new ``model``."""
-        from pathlib import Path
-
-        from rl_app.algorithms.il.il import ILConfig
-
-        layout = observations.observation_layout
-        model_config: dict[str, Any] = model.to_model_config(layout)
-        if init_checkpoint:
-            model_config = {"init_checkpoint": str(Path(init_checkpoint).absolute())}
-            if dropout is not None:
-                model_config["dropout"] = dropout
-        config = (ILConfig()
-                  .dataset(paths=list(data), updates_per_iteration=int(self.updates_per_iteration))
-                  .observations(**observations.to_kwargs(frozen_cache=model.cached(layout),
-                                                         init_checkpoint=init_checkpoint))
-                  .rl_module(model_config=model_config)
-                  .training(lr=self.resolved_lr(model, layout), train_batch_size_per_learner=int(self.batch_size),
-                            lr_warmup_updates=int(self.lr_warmup_updates)))
-        return self._learners(config)
-
 
 @dataclass(frozen=True)
 class DPOSettings(OfflineSettings):
@@ -452,26 +433,6 @@ class DPOSettings(OfflineSettings):
         None, "trajectory pairs: steps each trajectory is padded to (default: the data's longest)", kind=int)
     max_iterations: int = _setting(0, "a trial's train() calls at most (0 = the budget alone)", kind=int)
 
-    def to_config(self, *, data: Sequence[str], init_checkpoint: str, observations: ObservationSettings,
-                  layout: str):
-        """The ``DPOConfig``: ``layout`` is the reference's (DPO reads the data as it does)."""
-        from pathlib import Path
-
-        from rl_app.algorithms.dpo import DPOConfig
-
-        config = (DPOConfig()
-                  .dataset(paths=list(data), updates_per_iteration=int(self.updates_per_iteration))
-                  .observations(**observations.to_kwargs(layout=layout, frozen_cache=layout == "segments",
-                                                         init_checkpoint=init_checkpoint))
-                  .rl_module(model_config={"init_checkpoint": str(Path(init_checkpoint).absolute())})
-                  .dpo(beta=float(self.beta), loss_type=self.loss_type, label_smoothing=float(self.label_smoothing),
-                       nll_coeff=float(self.nll_coeff), pair_level=self.pair_level,
-                       max_trajectory_steps=self.max_trajectory_steps)
-                  .training(lr=float(self.lr), train_batch_size_per_learner=int(self.batch_size),
-                            lr_warmup_updates=int(self.lr_warmup_updates)))
-        return self._learners(config)
-
-
 @dataclass(frozen=True)
 class PPOSettings(_LearnerSettings):
     """The ``ppo`` section: PPO on the env from the IL policy (:mod:`rl_app.algorithms.ppo`).
@@ -491,26 +452,6 @@ class PPOSettings(_LearnerSettings):
     il_coeff: float = _setting(0.0, "weight of an IL term on demonstrations (WebShop's IL+RL; 0 = off)", kind=float)
     il_data: Optional[str] = _setting(None, "demonstrations the IL term clones")
     max_iterations: int = _setting(0, "a trial's train() calls at most (0 = the budget alone)", kind=int)
-
-    def to_config(self, *, env_config: Mapping[str, Any], model_config: Mapping[str, Any],
-                  init_checkpoint: Optional[str], num_env_runners: int, num_gpus_per_learner: Optional[float] = None):
-        """The ``WebShopPPOConfig`` (``num_gpus_per_learner`` None: the config's own choice)."""
-        from rl_app.algorithms.ppo import WebShopPPOConfig
-
-        config = (WebShopPPOConfig()
-                  .webshop(env_config=dict(env_config), model_config=dict(model_config), init_checkpoint=init_checkpoint)
-                  .env_runners(num_env_runners=int(num_env_runners), num_envs_per_env_runner=int(self.envs_per_runner))
-                  .training(train_batch_size_per_learner=int(self.train_batch), minibatch_size=int(self.minibatch),
-                            num_epochs=int(self.epochs), lr=float(self.lr), entropy_coeff=float(self.entropy),
-                            lr_warmup_updates=int(self.lr_warmup_updates))
-                  .learners(precision=self.precision)
-                  .debugging(seed=int(self.seed)))
-        if num_gpus_per_learner is not None:
-            config.learners(num_learners=0, num_gpus_per_learner=float(num_gpus_per_learner))
-        if self.il_coeff > 0:
-            config.il_auxiliary(coeff=float(self.il_coeff), data=self.il_data)
-        return config
-
 
 # ----------------------------------------------------------------------------- tune
 @dataclass(frozen=True)

@@ -65,6 +65,9 @@ PAIR_SCHEMA = pa.schema([
     ("ref_rejected_logp", pa.float64()),
 ])
 REJECTED_STRATEGIES = ("sample", "top")
+# Which pairs a DPO data set holds: step pairs (this module), trajectory pairs
+# (rl_app.data.trajectory_pairs), or "auto" (told apart by their columns).
+PAIR_LEVELS = ("auto", "step", "trajectory")
 _PASS_THROUGH = ("episode_id", "goal_index", "split", "step", "source", "state", "candidates", "candidate_texts")
 PAIRS_FILE = "pairs.parquet"
 

@@ -56,17 +56,22 @@ def build_algorithm_config(trial: Mapping[str, Any]):
     gpus = float(tune_settings.gpus_per_trial)
     if trial["algorithm"] == "dpo":
         dpo = DPOSettings.from_section({**section, "num_learners": 0, "gpus_per_learner": gpus}, name="dpo")
-        return dpo.to_config(data=[prepared["pairs"][trial["data"]]], init_checkpoint=prepared["il_policy"],
-                             observations=ObservationSettings.of_env(env), layout=env.observation_layout)
+        from rl_app.algorithms.dpo.dpo import DPOConfig
+
+        return DPOConfig.from_settings(dpo, data=[prepared["pairs"][trial["data"]]],
+                                       init_checkpoint=prepared["il_policy"],
+                                       observations=ObservationSettings.of_env(env), layout=env.observation_layout)
     if trial["algorithm"] == "ppo":
         ppo = PPOSettings.from_section(section, name="ppo")
         # the trial's other CPU bundles hold the env runners (same resources as DPO's trial)
         runners = ppo.num_env_runners if ppo.num_env_runners is not None else max(0, tune_settings.cpus_per_trial - 1)
         # env runners start from the demonstrations' stored frozen rows (cached-encoder mode)
         cache = {"frozen_cache": prepared["frozen_cache"]} if prepared.get("frozen_cache") else {}
-        return ppo.to_config(env_config={**prepared["env"], "split": "train"}, model_config=cache,
-                             init_checkpoint=prepared["il_policy"], num_env_runners=runners,
-                             num_gpus_per_learner=gpus)
+        from rl_app.algorithms.ppo.config import WebShopPPOConfig
+
+        return WebShopPPOConfig.from_settings(ppo, env_config={**prepared["env"], "split": "train"},
+                                              model_config=cache, init_checkpoint=prepared["il_policy"],
+                                              num_env_runners=runners, num_gpus_per_learner=gpus)
     raise ValueError(f"unknown trial algorithm {trial['algorithm']!r} (dpo or ppo)")
 
 

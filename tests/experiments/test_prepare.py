@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rl_app.algorithms.il.il import ILConfig
 from rl_app.experiments.prepare import il_stage_settings
 from rl_app.presets import load_preset
 from rl_app.settings import ILSettings, ObservationSettings
@@ -18,7 +19,7 @@ def test_il_stage_without_and_with_gpus():
     assert dataclasses.replace(gpu, num_learners=0, gpus_per_learner=0.0) == cpu
     observations = ObservationSettings.of_env(ci.settings("env"))
     assert (observations.k_max, observations.max_state_tokens, observations.max_action_tokens) == (16, 96, 16)
-    config = gpu.to_config(data=["/d"], model=ci.settings("model"), observations=observations)
+    config = ILConfig.from_settings(gpu, data=["/d"], model=ci.settings("model"), observations=observations)
     assert (config.num_learners, config.num_gpus_per_learner, config.lr, config.k_max) == (1, 0.5, 1e-3, 16)
-    local = cpu.to_config(data=["/d"], model=ci.settings("model"), observations=observations)
+    local = ILConfig.from_settings(cpu, data=["/d"], model=ci.settings("model"), observations=observations)
     assert (local.num_learners, local.num_gpus_per_learner, local.max_state_tokens) == (0, 0, 96)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 from ray.rllib.algorithms.algorithm_config import NotProvided
@@ -39,9 +39,10 @@ from rl_app.algorithms.dpo.trajectory import encode_trajectory_pairs
 from rl_app.algorithms.offline import ChoiceOfflinePreLearner, OfflineChoiceAlgorithm, OfflineChoiceConfig
 from rl_app.data.files import read_summary
 from rl_app.data.io import parquet_columns
+from rl_app.data.pairs import PAIR_LEVELS
 from rl_app.data.trajectory_pairs import longest_trajectory
 from rl_app.policy.checkpoint import TOKEN_LENGTH_KEYS, saved_token_lengths
-from rl_app.settings import DPOSettings
+from rl_app.settings import DPOSettings, ObservationSettings
 
 __all__ = ["DPOConfig", "DPO", "DPOPreLearner", "PAIR_COLUMNS", "PairLevel", "PAIR_LEVELS", "pair_level_of"]
 
@@ -50,7 +51,6 @@ logger = logging.getLogger(__name__)
 # Train-batch columns beside the observation (flat keys "default_policy/<name>").
 PAIR_COLUMNS = ("chosen", "rejected", "ref_chosen_logp", "ref_rejected_logp")
 PairLevel = Literal["auto", "step", "trajectory"]
-PAIR_LEVELS = ("auto", "step", "trajectory")
 # A column only trajectory pair files have (rl_app.data.trajectory_pairs.TRAJECTORY_PAIR_SCHEMA).
 _TRAJECTORY_MARKER = "chosen_states"
 
@@ -75,6 +75,23 @@ class DPOConfig(OfflineChoiceConfig):
         self.lr = defaults.lr
         self.grad_clip = 1.0
         self.prelearner_class = DPOPreLearner
+
+    @classmethod
+    def from_settings(cls, settings: DPOSettings, *, data: Sequence[str], init_checkpoint: str,
+                      observations: ObservationSettings, layout: str) -> "DPOConfig":
+        """The config of the ``dpo`` section's settings; ``layout`` is the reference's (DPO reads
+        the data as it does)."""
+        config = (cls()
+                  .dataset(paths=list(data), updates_per_iteration=int(settings.updates_per_iteration))
+                  .observations(**observations.to_kwargs(layout=layout, frozen_cache=layout == "segments",
+                                                         init_checkpoint=init_checkpoint))
+                  .rl_module(model_config={"init_checkpoint": str(Path(init_checkpoint).absolute())})
+                  .dpo(beta=float(settings.beta), loss_type=settings.loss_type,
+                       label_smoothing=float(settings.label_smoothing), nll_coeff=float(settings.nll_coeff),
+                       pair_level=settings.pair_level, max_trajectory_steps=settings.max_trajectory_steps)
+                  .training(lr=float(settings.lr), train_batch_size_per_learner=int(settings.batch_size),
+                            lr_warmup_updates=int(settings.lr_warmup_updates)))
+        return settings.learners_of(config)
 
     def dpo(self, *, beta: float = NotProvided, loss_type: DPOLossType = NotProvided,
             label_smoothing: float = NotProvided, nll_coeff: float = NotProvided,

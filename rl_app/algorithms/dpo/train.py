@@ -30,7 +30,7 @@ __all__ = ["main", "build_parser", "build_config"]
 
 
 def build_config(args: argparse.Namespace):
-    """The ``DPOConfig`` the parsed flags describe (:meth:`rl_app.settings.DPOSettings.to_config`)."""
+    """The ``DPOConfig`` the parsed flags describe (:meth:`~rl_app.algorithms.dpo.dpo.DPOConfig.from_settings`)."""
     from rl_app.policy.checkpoint import saved_layout
 
     # DPO reads the data as its reference does: the layout is the starting policy's.
@@ -38,8 +38,10 @@ def build_config(args: argparse.Namespace):
         layout = saved_layout(args.init_checkpoint)
     except (OSError, ValueError):
         layout = "text"  # not a readable policy: building the module reports it, with its own message
-    return DPOSettings.from_args(args).to_config(data=args.data, init_checkpoint=args.init_checkpoint,
-                                                 observations=ObservationSettings.from_args(args), layout=layout)
+    from rl_app.algorithms.dpo.dpo import DPOConfig
+
+    return DPOConfig.from_settings(DPOSettings.from_args(args), data=args.data, init_checkpoint=args.init_checkpoint,
+                                   observations=ObservationSettings.from_args(args), layout=layout)
 
 
 def build_parser() -> argparse.ArgumentParser:

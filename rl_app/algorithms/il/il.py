@@ -21,9 +21,11 @@ learner's loss and the prelearner's column mapping differ.
 
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 from rl_app.algorithms.offline import OfflineChoiceAlgorithm, OfflineChoiceConfig
+from rl_app.settings import ILSettings, ModelSettings, ObservationSettings
 
 __all__ = ["ILConfig", "IL"]
 
@@ -39,6 +41,27 @@ class ILConfig(OfflineChoiceConfig):
     def __init__(self, algo_class: Optional[type] = None) -> None:
         super().__init__(algo_class=algo_class or IL)
         self.grad_clip = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: ILSettings, *, data: Sequence[str], model: ModelSettings,
+                      observations: ObservationSettings, init_checkpoint: Optional[str] = None,
+                      dropout: Optional[float] = None) -> "ILConfig":
+        """The config of the ``il`` section's settings: from ``init_checkpoint`` (with ``dropout``
+        if given) or a new ``model``, reading ``data`` as ``observations`` say."""
+        layout = observations.observation_layout
+        model_config: dict[str, Any] = model.to_model_config(layout)
+        if init_checkpoint:
+            model_config = {"init_checkpoint": str(Path(init_checkpoint).absolute())}
+            if dropout is not None:
+                model_config["dropout"] = dropout
+        config = (cls()
+                  .dataset(paths=list(data), updates_per_iteration=int(settings.updates_per_iteration))
+                  .observations(**observations.to_kwargs(frozen_cache=model.cached(layout),
+                                                         init_checkpoint=init_checkpoint))
+                  .rl_module(model_config=model_config)
+                  .training(lr=settings.resolved_lr(model, layout), train_batch_size_per_learner=int(settings.batch_size),
+                            lr_warmup_updates=int(settings.lr_warmup_updates)))
+        return settings.learners_of(config)
 
     def get_default_learner_class(self):
         from rl_app.algorithms.il.il_torch_learner import ILTorchLearner

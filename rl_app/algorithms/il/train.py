@@ -23,10 +23,12 @@ __all__ = ["main", "build_parser", "build_config", "train", "shop_of_data"]
 
 
 def build_config(args: argparse.Namespace):
-    """The ``ILConfig`` the parsed flags describe (:meth:`rl_app.settings.ILSettings.to_config`)."""
-    return ILSettings.from_args(args).to_config(data=args.data, model=ModelSettings.from_args(args),
-                                                observations=ObservationSettings.from_args(args),
-                                                init_checkpoint=args.init_checkpoint, dropout=args.dropout)
+    """The ``ILConfig`` the parsed flags describe (:meth:`~rl_app.algorithms.il.il.ILConfig.from_settings`)."""
+    from rl_app.algorithms.il.il import ILConfig
+
+    return ILConfig.from_settings(ILSettings.from_args(args), data=args.data, model=ModelSettings.from_args(args),
+                                  observations=ObservationSettings.from_args(args),
+                                  init_checkpoint=args.init_checkpoint, dropout=args.dropout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,10 +47,11 @@ def train(data: Sequence[str], out: str | Path, *, settings: ILSettings, model: 
     """Train, save and evaluate an IL policy (the command line, and the experiments' IL stage);
     ``budget`` defaults to ``settings.iterations``; ``run_kwargs``: :func:`rl_app.algorithms.cli.run`'s
     shop, evaluation, heldout, num_cpus. Returns what ``OUT/eval.json`` holds."""
+    from rl_app.algorithms.il.il import ILConfig
     from rl_app.algorithms.il.il_torch_learner import ACCURACY, BC_LOSS, ENTROPY
 
-    config = settings.to_config(data=data, model=model, observations=observations, init_checkpoint=init_checkpoint,
-                                dropout=dropout)
+    config = ILConfig.from_settings(settings, data=data, model=model, observations=observations,
+                                    init_checkpoint=init_checkpoint, dropout=dropout)
     return run(config, name="il", metric_keys=(BC_LOSS, ACCURACY, ENTROPY), settings=settings,
                budget=budget or Budget(iterations=settings.iterations), data=data, out=out,
                extra_summary={"encoder": model.encoder, "init_checkpoint": init_checkpoint,

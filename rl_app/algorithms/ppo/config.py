@@ -71,6 +71,26 @@ class WebShopPPOConfig(PatchedConfigMixin, LRWarmupConfigMixin, PPOConfig):
         self.lr_warmup_updates = defaults.lr_warmup_updates  # linear warmup over N updates (rl_app.algorithms.warmup)
         self._apply_webshop()  # the embedded synthetic shop until .webshop() says otherwise
 
+    @classmethod
+    def from_settings(cls, settings: PPOSettings, *, env_config: Mapping[str, Any], model_config: Mapping[str, Any],
+                      init_checkpoint: Optional[str], num_env_runners: int,
+                      num_gpus_per_learner: Optional[float] = None) -> "WebShopPPOConfig":
+        """The config of the ``ppo`` section's settings (``num_gpus_per_learner`` None: the
+        config's own choice)."""
+        config = (cls()
+                  .webshop(env_config=dict(env_config), model_config=dict(model_config), init_checkpoint=init_checkpoint)
+                  .env_runners(num_env_runners=int(num_env_runners), num_envs_per_env_runner=int(settings.envs_per_runner))
+                  .training(train_batch_size_per_learner=int(settings.train_batch), minibatch_size=int(settings.minibatch),
+                            num_epochs=int(settings.epochs), lr=float(settings.lr), entropy_coeff=float(settings.entropy),
+                            lr_warmup_updates=int(settings.lr_warmup_updates))
+                  .learners(precision=settings.precision)
+                  .debugging(seed=int(settings.seed)))
+        if num_gpus_per_learner is not None:
+            config.learners(num_learners=0, num_gpus_per_learner=float(num_gpus_per_learner))
+        if settings.il_coeff > 0:
+            config.il_auxiliary(coeff=float(settings.il_coeff), data=settings.il_data)
+        return config
+
     def webshop(self, *, env_config: Optional[Mapping[str, Any]] = NotProvided,
                 model_config: Optional[Mapping[str, Any]] = NotProvided,
                 init_checkpoint: Optional[str] = NotProvided) -> "WebShopPPOConfig":

@@ -38,8 +38,10 @@ def build_config(args: argparse.Namespace):
     ppo = PPOSettings.from_args(args)
     # a saved policy brings its own architecture; --encoder only applies without one
     model = {} if args.init_checkpoint else {"encoder": ModelSettings.from_args(args).encoder}
-    config = ppo.to_config(env_config=env, model_config=model, init_checkpoint=args.init_checkpoint,
-                           num_env_runners=DEFAULT_ENV_RUNNERS if ppo.num_env_runners is None else ppo.num_env_runners)
+    from rl_app.algorithms.ppo.config import WebShopPPOConfig
+
+    config = WebShopPPOConfig.from_settings(ppo, env_config=env, model_config=model,
+                                            init_checkpoint=args.init_checkpoint, num_env_runners=DEFAULT_ENV_RUNNERS if ppo.num_env_runners is None else ppo.num_env_runners)
     return config, env
 
 
