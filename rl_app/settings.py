@@ -366,6 +366,8 @@ class PairsSettings(Settings):
     num_rejected: int = _setting(1, "rejected actions per state", kind=int)
     seed: int = _setting(0, "seed of the rejected-action sampling", kind=int)
     rejected: str = _setting("sample", "how the rejected action is picked", choices=_rejected_strategies)
+    only_success: bool = _setting(False, "pair only the steps of episodes whose final reward is 1 (a demonstrator "
+                                  "below its IL student otherwise pulls it toward its failures)", kind=bool)
 
 
 # ----------------------------------------------------------------------------- algorithms

@@ -284,7 +284,7 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
     summary = PairSummary(states=len(frame), num_rejected=num_rejected, pairs=len(pairs),
                           dropped_ties=len(frame) * num_rejected - len(pairs), reference=str(reference), seed=seed,
                           rejected=rejected)
-    record = asdict(summary)
+    record = {**asdict(summary), "only_success": bool(only_success)}
     shop = (read_summary(trajectories) or {}).get("shop_config")
     if shop:  # carry the shop the steps were played in (for evaluation)
         record["shop_config"] = shop

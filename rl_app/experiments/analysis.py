@@ -224,7 +224,9 @@ def write_report(exp_dir: str | os.PathLike) -> Path:
     if gen:
         lines += ["", f"Generated trajectories: kept {gen.get('kept')} of {gen.get('attempts')} attempts "
                       f"(yield {100 * gen.get('yield', 0):.1f}%, reward >= {gen.get('min_reward')})."]
-    pair_lines = [f"{k[len('pairs_'):]}: {v.get('pairs')} pairs ({_pairs_not_made(v)})"
+    pair_lines = [f"{k[len('pairs_'):]}: {v.get('pairs')} pairs"
+                  + (f" from the {v.get('states')} steps of successful episodes" if v.get("only_success") else "")
+                  + f" ({_pairs_not_made(v)})"
                   for k, v in stages.items() if k.startswith("pairs_")]
     if pair_lines:
         lines.append("Preference pairs: " + "; ".join(pair_lines) + ".")

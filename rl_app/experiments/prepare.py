@@ -207,7 +207,8 @@ def prepare(preset: Preset, root: str | os.PathLike, *, eval_split: str, eval_go
 
         def make_pairs(source=source, out=out) -> dict[str, Any]:
             summary = build_step_pairs(source, il / "policy", out, num_rejected=int(pair_cfg.num_rejected),
-                                       seed=int(pair_cfg.seed), rejected=pair_cfg.rejected, use_ray=True,
+                                       seed=int(pair_cfg.seed), rejected=pair_cfg.rejected,
+                                       only_success=bool(pair_cfg.only_success), use_ray=True,
                                        num_gpus=num_gpus, overwrite=True, frozen_cache=frozen_cache)
             return {**dataclasses.asdict(summary), "path": str(out)}
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from rl_app.data.files import read_summary
 from rl_app.data.pairs import PAIR_SCHEMA, build_step_pairs, read_pairs, step_pairs
 
 
@@ -117,6 +118,8 @@ def test_build_from_trajectories_with_a_reference_checkpoint(tmp_path, use_ray, 
         assert row["rejected"] == others[int(row["pair_id"].rsplit("/", 1)[1])]
     only = build_step_pairs(tmp_path / "traj", ref, tmp_path / "pairs_ok", only_success=True, use_ray=use_ray)
     assert only.states == 3
+    assert read_summary(tmp_path / "pairs_ok")["only_success"] is True
+    assert read_summary(tmp_path / "pairs")["only_success"] is False
     with pytest.raises(FileExistsError):
         build_step_pairs(tmp_path / "traj", ref, tmp_path / "pairs", use_ray=use_ray)
 

@@ -46,7 +46,8 @@ def test_report_tables_and_plots(tmp_path):
                      "stages": {"il": {"learner_s": 5.0, "wall_s": 7.0},
                                 "generated": {"kept": 3, "attempts": 60, "yield": 0.05, "min_reward": 0.5, "wall_s": 2.0},
                                 "pairs_demos": {"pairs": 100, "dropped_ties": 20, "wall_s": 1.0},
-                                "pairs_generated": {"pairs": 30, "dropped_ties": 2, "rejected": "top"}}}}))
+                                "pairs_generated": {"pairs": 30, "dropped_ties": 2, "rejected": "top",
+                                                    "only_success": True, "states": 32}}}}))
     for seed, final in enumerate((10.0, 20.0, 30.0)):
         _trial(exp, f"dpo_demos_seed{seed}", "dpo_demos", seed, [(10.0, 45.0, 0.1), (20.0, final, 0.2)])
     _trial(exp, "ppo_seed0", "ppo", 0, [(10.0, 50.0, 0.0), (20.0, 60.0, 0.5)], algorithm="ppo")
@@ -75,7 +76,8 @@ def test_report_tables_and_plots(tmp_path):
     assert "| ppo | 2 (1) | 60.0 | 50.0 | 10 | 20 |" in report
     assert "CPU wall s (no GPU)" in report and "test box" in report and "kept 3 of 60" in report
     assert "demos: 100 pairs (20 ties dropped)" in report
-    assert "generated: 30 pairs (rejected = pi_ref's top other action; 2 without one)" in report
+    assert ("generated: 30 pairs from the 32 steps of successful episodes (rejected = pi_ref's top other action; "
+            "2 without one)") in report
     for name in ("summary.csv", "trials.csv", "curves.csv"):
         assert len(pd.read_csv(exp / name)) in (2, 5, 9)
     for name in ("success_vs_train_s.png", "score_vs_train_s.png"):
