@@ -18,7 +18,7 @@ import yaml
 
 from rl_app.env.webshop_env import WebShopEnvConfig
 from rl_app.errors import InputError
-from rl_app.settings import SECTIONS, env_from_section, shop_from_section
+from rl_app.settings import MOVED_SECTIONS, SECTIONS, env_from_section, shop_from_section
 
 __all__ = ["PRESET_DIR", "PRESETS", "Preset", "PresetError", "load_preset"]
 
@@ -41,6 +41,9 @@ class Preset:
     _typed: dict[str, Any] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        moved = sorted(set(self.sections) & set(MOVED_SECTIONS))
+        if moved:
+            raise PresetError(f"{self.path}: section {moved[0]!r} is not a preset section; {MOVED_SECTIONS[moved[0]]}")
         unknown = sorted(set(self.sections) - set(SECTIONS))
         if unknown:
             raise PresetError(f"{self.path}: unknown sections {unknown}; known: {list(SECTIONS)}")

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["SettingsError", "Settings", "ModelSettings", "ObservationSettings", "BudgetSettings", "EvalSettings",
            "DemosSettings", "OfflineSettings", "ILSettings", "GeneratedSettings", "PairsSettings", "DPOSettings", "PPOSettings",
-           "TuneSettings", "SECTIONS", "shop_from_section", "env_from_section", "check_keys", "DEFAULT_ITERATIONS",
+           "TuneSettings", "SECTIONS", "MOVED_SECTIONS", "shop_from_section", "env_from_section", "check_keys", "DEFAULT_ITERATIONS",
            "TINY_LR", "PRETRAINED_LR", "DEFAULT_ENV_RUNNERS"]
 
 # train() calls of a training command line (and of the IL stage) unless told otherwise.
@@ -518,5 +518,9 @@ class TuneSettings(Settings):
 SECTIONS: dict[str, Optional[type[Settings]]] = {
     "shop": None, "env": None, "model": ModelSettings, "demos": DemosSettings, "il": ILSettings,
     "generated": GeneratedSettings, "pairs": PairsSettings, "dpo": DPOSettings, "ppo": PPOSettings,
-    "eval": EvalSettings, "tune": TuneSettings,
+    "tune": TuneSettings,
+}
+# Sections a preset once had, and the keys that own their facts now.
+MOVED_SECTIONS: dict[str, str] = {
+    "eval": "set the main job's evaluation with tune.eval_split, tune.eval_goals and tune.eval_greedy",
 }

@@ -47,8 +47,24 @@ def test_every_shipped_preset_is_listed_and_loads_into_typed_settings():
             assert getattr(preset.settings("ppo"), key) == value
 
 
+def test_the_old_eval_section_is_refused_naming_the_keys_that_own_evaluation(tmp_path):
+    import yaml
+
+    from rl_app.presets import PRESET_DIR, PresetError
+
+    raw = yaml.safe_load((PRESET_DIR / "ci.yaml").read_text())
+    assert "eval" not in raw and raw["tune"]["eval_goals"] == 8
+    raw["eval"] = {"split": "dev", "goals": 200}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PresetError) as e:
+        load_preset(path)
+    assert str(e.value) == (f"{path}: section 'eval' is not a preset section; set the main job's evaluation with "
+                            "tune.eval_split, tune.eval_goals and tune.eval_greedy")
+
+
 @pytest.mark.parametrize("section", ["shop", "env", "model", "demos", "il", "generated", "pairs", "dpo", "ppo",
-                                     "eval", "tune"])
+                                     "tune"])
 def test_a_misspelt_key_in_any_section_is_refused_in_one_line(tmp_path, section):
     import yaml
 
