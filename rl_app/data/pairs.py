@@ -184,10 +184,12 @@ class PairSummary:
     reference: str
     seed: int
     rejected: str = "sample"
+    only_success: bool = False
 
     def line(self) -> str:
         why = "ties (rejected == chosen)" if self.rejected == "sample" else "missing other candidates"
-        return (f"{self.pairs} pairs from {self.states} states x {self.num_rejected} rejected ({self.rejected}); "
+        states = f"{self.states} states" + (" of successful episodes" if self.only_success else "")
+        return (f"{self.pairs} pairs from {states} x {self.num_rejected} rejected ({self.rejected}); "
                 f"{self.dropped_ties} not made: {why}")
 
 
@@ -283,8 +285,8 @@ def build_step_pairs(trajectories: str | os.PathLike, reference: str | os.PathLi
     pairs = pairs.sort_values("pair_id", kind="stable").reset_index(drop=True) if len(pairs) else pairs
     summary = PairSummary(states=len(frame), num_rejected=num_rejected, pairs=len(pairs),
                           dropped_ties=len(frame) * num_rejected - len(pairs), reference=str(reference), seed=seed,
-                          rejected=rejected)
-    record = {**asdict(summary), "only_success": bool(only_success)}
+                          rejected=rejected, only_success=bool(only_success))
+    record = asdict(summary)
     shop = (read_summary(trajectories) or {}).get("shop_config")
     if shop:  # carry the shop the steps were played in (for evaluation)
         record["shop_config"] = shop

@@ -117,7 +117,7 @@ def test_build_from_trajectories_with_a_reference_checkpoint(tmp_path, use_ray, 
         others = [j for j in np.argsort(-logp, kind="stable") if j != row["chosen"]]
         assert row["rejected"] == others[int(row["pair_id"].rsplit("/", 1)[1])]
     only = build_step_pairs(tmp_path / "traj", ref, tmp_path / "pairs_ok", only_success=True, use_ray=use_ray)
-    assert only.states == 3
+    assert only.states == 3 and only.only_success and "3 states of successful episodes" in only.line()
     assert read_summary(tmp_path / "pairs_ok")["only_success"] is True
     assert read_summary(tmp_path / "pairs")["only_success"] is False
     with pytest.raises(FileExistsError):
