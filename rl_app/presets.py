@@ -2,9 +2,10 @@
 
 A preset has sections ``shop`` (ShopConfig), ``env`` (episode + tokenization settings of
 WebShopEnvConfig), ``model`` and per-stage sections (``demos``, ``il``, ``generated``,
-``pairs``, ``dpo``, ``ppo``, ``eval``, ``tune``). Every section is read through its typed
-settings (:data:`rl_app.settings.SECTIONS`) when the preset loads, so an unknown section or a
-misspelt key is an error naming the file, section and key before anything runs.
+``pairs``, ``dpo``, ``ppo``, ``tune``; the main job's evaluation is in ``tune``). Every
+section is read through its typed settings (:data:`rl_app.settings.SECTIONS`) when the preset
+loads, so an unknown section or a misspelt key is an error naming the file, section and key
+before anything runs.
 """
 
 from __future__ import annotations

@@ -34,10 +34,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from rl_app.shop.config import ShopConfig
     from rl_app.env.webshop_env import WebShopEnvConfig
 
-__all__ = ["SettingsError", "Settings", "ModelSettings", "ObservationSettings", "BudgetSettings", "EvalSettings",
-           "DemosSettings", "OfflineSettings", "ILSettings", "GeneratedSettings", "PairsSettings", "DPOSettings", "PPOSettings",
-           "TuneSettings", "SECTIONS", "MOVED_SECTIONS", "shop_from_section", "env_from_section", "check_keys", "DEFAULT_ITERATIONS",
-           "TINY_LR", "PRETRAINED_LR", "DEFAULT_ENV_RUNNERS"]
+__all__ = ["SettingsError", "Settings", "ModelSettings", "ObservationSettings", "BudgetSettings",
+           "EvalSettings", "DemosSettings", "OfflineSettings", "ILSettings", "GeneratedSettings",
+           "PairsSettings", "DPOSettings", "PPOSettings", "TuneSettings", "SECTIONS", "MOVED_SECTIONS",
+           "shop_from_section", "env_from_section", "check_keys", "DEFAULT_ITERATIONS", "TINY_LR",
+           "PRETRAINED_LR", "DEFAULT_ENV_RUNNERS"]
 
 # train() calls of a training command line (and of the IL stage) unless told otherwise.
 DEFAULT_ITERATIONS = 20
@@ -330,8 +331,9 @@ class BudgetSettings(Settings):
 
 @dataclass(frozen=True)
 class EvalSettings(Settings):
-    """The ``eval`` section, and the command lines' ``--eval-*`` flags: greedy and sampled play
-    of the trained policy on the first ``goals`` goals of ``split``."""
+    """The training command lines' ``--eval-*`` flags (no preset section: the main job's
+    evaluation is ``tune.eval_*``): greedy and sampled play of the trained policy on the first
+    ``goals`` goals of ``split``."""
 
     split: str = _setting("test", "split the trained policy is evaluated on", choices=("test", "dev"))
     goals: int = _setting(200, "first N goals of the split; 0 = no evaluation", kind=int)
