@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -87,9 +88,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            expected = _KIND_CHECKS.get(f.metadata.get("kind"))
+            if expected is not None and value is not f.default and not expected[1](value):
+                raise SettingsError(f"{f.name} must be {expected[0]}; got {value!r}")
             # a default is one of its choices: only other values are checked (and the module
             # owning the choices imported)
-            if f.metadata.get("choices") is None or getattr(self, f.name) == f.default:
+            if f.metadata.get("choices") is None or value == f.default:
                 continue
             choices = _choices(f)
             if getattr(self, f.name) not in choices:
@@ -150,6 +155,20 @@ class Settings:
 
 def _optional_int(text: str) -> Optional[int]:
     return None if text.lower() in ("none", "all", "") else int(text)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# What a preset value of a field with this ``kind`` must be (command-line flags arrive parsed
+# by the kind; a YAML value arrives as YAML typed it, so "yes" or 2.5 would pass unchecked).
+_KIND_CHECKS: dict[Callable, tuple[str, Callable[[Any], bool]]] = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", _is_int),
+    float: ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    _optional_int: ("an integer or null", lambda v: v is None or _is_int(v)),
+}
 
 
 def _loss_types() -> tuple[str, ...]:

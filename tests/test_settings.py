@@ -25,6 +25,29 @@ def test_bad_values_are_refused():
         ModelSettings(head_dim=100, match_heads=3)
 
 
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("pairs", "only_success", "yes", "true or false"),
+    ("pairs", "num_rejected", 2.5, "an integer"),
+    ("pairs", "num_rejected", True, "an integer"),
+    ("dpo", "beta", "0.1", "a number"),
+    ("model", "trainable_layers", "all", "an integer or null"),
+])
+def test_a_value_of_the_wrong_type_is_refused_in_one_line(section, key, value, expected):
+    from rl_app.settings import SECTIONS
+
+    with pytest.raises(SettingsError) as e:
+        SECTIONS[section].from_section({key: value}, name=section, where="mine.yaml")
+    assert str(e.value) == f"mine.yaml: section {section!r}: {key} must be {expected}; got {value!r}"
+
+
+def test_values_of_the_right_type_are_kept():
+    from rl_app.settings import DPOSettings, ModelSettings, PairsSettings
+
+    assert PairsSettings.from_section({"only_success": True, "num_rejected": 2}).num_rejected == 2
+    assert DPOSettings.from_section({"beta": 1}).beta == 1  # an integer is a number
+    assert ModelSettings.from_section({"trainable_layers": None}).trainable_layers is None
+
+
 def test_flags_come_from_the_fields_and_round_trip():
     ap = argparse.ArgumentParser()
     ModelSettings.add_arguments(ap)
